@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up the virtualenv (see setup.sh) and run the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+VENV="$VENV" bash scripts/setup.sh
+"$VENV/bin/python" -m pytest "$@"
