@@ -1,0 +1,205 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from textlstm.batching import EncodedDataset, bucket_batches, padding_share
+from textlstm.checkpoint import load_checkpoint
+from textlstm.config import ModelConfig, TrainConfig
+from textlstm.errors import TrainingError
+from textlstm.infer import predict_logits
+from textlstm.model import TextLSTM
+from textlstm.train import Callback, Trainer, TrainingInterrupted, class_weights_for, n_batches
+
+
+def toy_data(n=48, seed=0):
+    """Label 1 when token 3 occurs, else 0; random lengths 1..12 over tokens 2..9."""
+    rng = np.random.default_rng(seed)
+    ids, labels = [], []
+    for i in range(n):
+        seq = rng.integers(4, 10, size=rng.integers(1, 13))
+        label = i % 2
+        if label:
+            seq[rng.integers(len(seq))] = 3
+        ids.append(seq.astype(np.int64))
+        labels.append(label)
+    return EncodedDataset(ids, np.asarray(labels, dtype=np.int64))
+
+
+def make_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return TextLSTM(ModelConfig(hidden_size=16, embedding_dim=8, attention_dim=8, dropout=0.1,
+                                embedding_dropout=0.1, **kw), vocab_size=10, n_labels=2)
+
+
+def tcfg(**kw):
+    base = dict(epochs=3, batch_size=8, bucket_chunk=2, lr=1e-2, threads=1, freeze="never",
+                patience=0, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def accuracy(model, data):
+    logits, _ = predict_logits(model, data)
+    return float((logits.argmax(1) == data.labels).mean())
+
+
+def test_overfits_tiny_data_to_full_training_accuracy():
+    data = toy_data()
+    model = make_model()
+    Trainer(model, tcfg(epochs=40, lr=2e-2, schedule="constant"), data, n_labels=2).fit()
+    assert accuracy(model, data) == 1.0
+
+
+def test_bucketing_reduces_padding_and_covers_every_example():
+    lengths = np.random.default_rng(0).integers(1, 300, size=1000)
+    rng = np.random.default_rng(1)
+    buckets = bucket_batches(lengths, 32, 10, rng)
+    assert sorted(np.concatenate(buckets).tolist()) == list(range(1000))
+    assert len(buckets) == n_batches(1000, 32, 10)
+    plain = [np.arange(i, min(i + 32, 1000)) for i in range(0, 1000, 32)]
+    assert padding_share(buckets, lengths) < 0.15 < 0.4 < padding_share(plain, lengths)
+
+
+class Snapshots(Callback):
+    def __init__(self, model):
+        self.model, self.weights = model, []
+
+    def on_epoch_end(self, record):
+        self.weights.append(self.model.embedding.weight.detach().clone())
+
+
+def test_frozen_epochs_keep_embeddings_then_unfreeze():
+    data = toy_data()
+    model = make_model()
+    before = model.embedding.weight.detach().clone()
+    snap = Snapshots(model)
+    result = Trainer(model, tcfg(freeze="epochs", freeze_epochs=2, epochs=3), data, toy_data(16, 1),
+                     n_labels=2, callbacks=[snap]).fit()
+    assert torch.equal(snap.weights[0], before) and torch.equal(snap.weights[1], before)
+    assert not torch.equal(snap.weights[2], before)
+    assert result.unfrozen_epoch == 3
+    assert [h["unfrozen"] for h in result.history] == [False, False, True]
+
+
+def test_always_frozen_never_changes_embeddings():
+    model = make_model()
+    before = model.embedding.weight.detach().clone()
+    Trainer(model, tcfg(freeze="always"), toy_data(), n_labels=2).fit()
+    assert torch.equal(model.embedding.weight.detach(), before)
+
+
+def test_balanced_class_weights_change_the_loss():
+    labels = np.array([0, 0, 0, 1])
+    w = class_weights_for(labels, 2)
+    assert torch.allclose(w, torch.tensor([4 / 6, 2.0]))
+    data = toy_data()
+    data.labels[:30] = 0
+    losses = []
+    for weights in (None, class_weights_for(data.labels, 2)):
+        model = make_model()
+        r = Trainer(model, tcfg(epochs=1), data, n_labels=2, class_weights=weights).fit()
+        losses.append(r.history[0]["train_loss"])
+    assert losses[0] != pytest.approx(losses[1])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine", "onecycle", "plateau"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_every_optimiser_and_schedule_trains(schedule, optimizer):
+    model = make_model()
+    r = Trainer(model, tcfg(epochs=2, schedule=schedule, optimizer=optimizer, l1=1e-5,
+                            label_smoothing=0.1), toy_data(), toy_data(16, 1), n_labels=2).fit()
+    assert len(r.history) == 2 and all(math.isfinite(h["train_loss"]) for h in r.history)
+
+
+def test_same_seed_same_weights():
+    runs = []
+    for _ in range(2):
+        model = make_model()
+        Trainer(model, tcfg(), toy_data(), n_labels=2).fit()
+        runs.append(model.state_dict())
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k])
+
+
+class StopAt(Callback):
+    def __init__(self, trainer_ref, step):
+        self.ref, self.step = trainer_ref, step
+
+    def on_step(self, epoch, step, loss, tokens, lr):
+        if self.ref[0].state.global_step == self.step:
+            self.ref[0].request_stop("test")
+
+
+@pytest.mark.parametrize("stop_step", [6, 7, 13])  # an epoch has 6 batches
+def test_resume_reproduces_uninterrupted_weights(tmp_path, stop_step):
+    data, val = toy_data(), toy_data(16, 1)
+    cfg = tcfg(epochs=3, freeze="epochs", freeze_epochs=1)
+    full = make_model()
+    Trainer(full, cfg, data, val, n_labels=2).fit()
+
+    ref = [None]
+    model = make_model()
+    ref[0] = Trainer(model, cfg, data, val, n_labels=2, checkpoint_dir=tmp_path,
+                     fingerprint={"labels": ["0", "1"]}, callbacks=[StopAt(ref, stop_step)])
+    with pytest.raises(TrainingInterrupted):
+        ref[0].fit()
+    torch.manual_seed(999)  # the resumed run must not depend on the process's RNG
+    resumed = make_model(seed=5)
+    result = Trainer(resumed, cfg, data, val, n_labels=2, checkpoint_dir=tmp_path,
+                     fingerprint={"labels": ["0", "1"]}).fit(resume=True)
+    assert len(result.history) == 3
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_resume_with_different_inputs_is_refused(tmp_path):
+    Trainer(make_model(), tcfg(epochs=1), toy_data(), n_labels=2, checkpoint_dir=tmp_path,
+            fingerprint={"labels": ["0", "1"]}).fit()
+    with pytest.raises(TrainingError, match="labels"):
+        Trainer(make_model(), tcfg(epochs=2), toy_data(), n_labels=2, checkpoint_dir=tmp_path,
+                fingerprint={"labels": ["a", "b"]}).fit(resume=True)
+
+
+def test_checkpoint_loads_with_the_safe_loader(tmp_path):
+    Trainer(make_model(), tcfg(epochs=1, schedule="onecycle"), toy_data(), n_labels=2,
+            checkpoint_dir=tmp_path).fit()
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ck["state"]["epoch"] == 1
+    assert load_checkpoint(tmp_path)["torch_rng"].dtype == torch.uint8
+
+
+def test_early_stopping_keeps_the_best_weights():
+    data, val = toy_data(), toy_data(16, 1)
+    model = make_model()
+    kept = {}
+
+    class Keep(Callback):
+        def on_epoch_end(self, record):
+            kept[record["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    r = Trainer(model, tcfg(epochs=30, lr=5e-2, patience=2, schedule="constant"), data, val,
+                n_labels=2, callbacks=[Keep()]).fit()
+    assert r.stopped_early and len(r.history) < 30
+    best = max(r.history, key=lambda h: h["val_macro_f1"])
+    assert r.best_epoch == best["epoch"] and r.best_score == best["val_macro_f1"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, kept[r.best_epoch][k])
+
+
+def test_unfreeze_on_plateau_records_the_epoch():
+    model = make_model()
+    r = Trainer(model, tcfg(epochs=12, freeze="plateau", lr=5e-2, schedule="constant"), toy_data(),
+                toy_data(16, 1), n_labels=2).fit()
+    assert r.history[0]["unfrozen"] is False
+    assert r.unfrozen_epoch is not None and r.unfrozen_epoch > 1
+    assert r.history[r.unfrozen_epoch - 1]["unfrozen"] is True
+
+
+def test_non_finite_loss_names_epoch_and_step(tmp_path):
+    model = make_model()
+    with torch.no_grad():
+        model.head[-1].weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match=r"epoch 1, step 1"):
+        Trainer(model, tcfg(), toy_data(), n_labels=2, checkpoint_dir=tmp_path).fit()

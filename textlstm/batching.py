@@ -1,0 +1,88 @@
+"""Encoded data sets and length-bucketed batches of padded id tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .vocab import PAD_ID, UNK_ID, Vocab
+
+
+@dataclass
+class EncodedDataset:
+    """Token ids per text (never empty: an empty text becomes one `<unk>`) and label ids."""
+
+    ids: list[np.ndarray]
+    labels: np.ndarray | None = None  # int64 (n,)
+
+    @classmethod
+    def encode(cls, tokens: Sequence[Sequence[str]], vocab: Vocab,
+               labels: Sequence[str] | None = None, label_index: dict[str, int] | None = None
+               ) -> "EncodedDataset":
+        ids = [np.asarray(vocab.lookup_indices(t) or [UNK_ID], dtype=np.int64) for t in tokens]
+        y = None
+        if labels is not None:
+            y = np.asarray([label_index[lab] for lab in labels], dtype=np.int64)
+        return cls(ids, y)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def subset(self, index: Sequence[int]) -> "EncodedDataset":
+        labels = None if self.labels is None else self.labels[np.asarray(index, dtype=np.int64)]
+        return EncodedDataset([self.ids[i] for i in index], labels)
+
+
+def bucket_batches(lengths: np.ndarray, batch_size: int, chunk: int,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle, sort by length within chunks of `chunk` batches, cut into batches and shuffle
+    the batch order: texts of similar length share a batch, so little padding is processed,
+    while every epoch still sees a different order."""
+    order = rng.permutation(len(lengths))
+    span = batch_size * chunk
+    batches = []
+    for start in range(0, len(order), span):
+        part = order[start:start + span]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches for inference: longest first, so padding is minimal; callers restore order."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence: `(ids (batch, seq), lengths (batch,))`."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    out = np.full((len(seqs), int(lengths.max())), PAD_ID, dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        out[row, :len(seq)] = seq
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def padding_share(batches: Sequence[np.ndarray], lengths: np.ndarray) -> float:
+    """Share of processed positions that are padding."""
+    real = padded = 0
+    for b in batches:
+        lb = lengths[b]
+        real += int(lb.sum())
+        padded += int(lb.max()) * len(b)
+    return 1.0 - real / padded if padded else 0.0
+
+
+def iterate(data: EncodedDataset, batches: Sequence[np.ndarray]
+            ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Yields `(index, ids, lengths, labels)` per batch."""
+    for index in batches:
+        ids, lengths = collate([data.ids[i] for i in index])
+        labels = None if data.labels is None else torch.from_numpy(data.labels[index])
+        yield index, ids, lengths, labels

@@ -1,0 +1,354 @@
+"""The one training loop: optimiser and LR schedule, clipping, freeze→unfreeze of the embeddings,
+validation with early stopping on macro-F1, atomic checkpoints and exact resume."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+from .batching import EncodedDataset, bucket_batches, iterate, padding_share
+from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .errors import TextLSTMError, TrainingError
+from .infer import predict_logits
+from .model import TextLSTM
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(TextLSTMError):
+    """Raised after SIGINT/SIGTERM once a resumable checkpoint is written."""
+
+
+class Callback:
+    """Hooks the loop calls; the CLI's progress display is one. All methods are optional."""
+
+    def on_epoch_start(self, epoch: int, n_batches: int, frozen: bool) -> None: ...
+    def on_step(self, epoch: int, step: int, loss: float, tokens: int, lr: float) -> None: ...
+    def on_validation(self, record: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a checkpoint restores."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # batches done in the current epoch (interrupted mid-epoch)
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    unfrozen_epoch: int | None = None
+    stopped_early: bool = False
+    partial_loss: float = 0.0  # sums over the steps done in the current epoch
+    partial_tokens: int = 0
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_score: float | None
+    unfrozen_epoch: int | None
+    stopped_early: bool
+    padding_share: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def setup_threads(threads: int) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_flush_denormal(True)  # denormal activations are very slow on x86 CPUs
+
+
+def class_weights_for(labels: np.ndarray, n_labels: int) -> torch.Tensor:
+    """scikit-learn's 'balanced' weights: n / (n_labels * count), counts of 0 get weight 0."""
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (n_labels * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def n_batches(n: int, batch_size: int, chunk: int) -> int:
+    span = batch_size * chunk
+    full, rest = divmod(n, span)
+    return full * math.ceil(span / batch_size) + math.ceil(rest / batch_size)
+
+
+def lr_factor(cfg: TrainConfig, total: int):
+    warm = int(cfg.warmup * total) if cfg.schedule in ("linear", "cosine", "constant") else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        if cfg.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+    return factor
+
+
+def make_optimizer(model: TextLSTM, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Two parameter groups: the network (with weight decay) and the embeddings (their own
+    LR multiplier, no decay, so pretrained vectors are not shrunk towards zero)."""
+    emb = [model.embedding.weight]
+    rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    groups = [{"params": rest, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
+              {"params": emb, "weight_decay": 0.0, "lr": cfg.lr * cfg.embedding_lr_mult}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return opt(groups, lr=cfg.lr)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(total, 1),
+            cycle_momentum=cfg.optimizer == "sgd")
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, total))
+
+
+@contextmanager
+def _stop_on_signals(trainer: "Trainer") -> Iterator[None]:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop(signal.Signals(signum).name)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    """Trains a `TextLSTM` in place; the best weights (by validation macro-F1) are loaded into
+    the model at the end. Construct, then call `fit()`; `fit(resume=True)` continues from the
+    checkpoint in `checkpoint_dir`."""
+
+    def __init__(self, model: TextLSTM, cfg: TrainConfig, train: EncodedDataset,
+                 val: EncodedDataset | None = None, *, n_labels: int,
+                 class_weights: torch.Tensor | None = None, checkpoint_dir: str | Path | None = None,
+                 fingerprint: dict[str, Any] | None = None, callbacks: list[Callback] | None = None):
+        self.model, self.cfg, self.train_data, self.val_data = model, cfg, train, val
+        self.n_labels = n_labels
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.fingerprint = fingerprint or {}
+        self.callbacks = callbacks or []
+        self.device = resolve_device(cfg.device)
+        self.model.to(self.device)
+        weight = class_weights.to(self.device) if class_weights is not None else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.batches_per_epoch = n_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, cfg.epochs * self.batches_per_epoch)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.stop_requested: str | None = None
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self.stop_requested = reason
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        setup_threads(self.cfg.threads)
+        if self.cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if resume:
+            self._restore()
+        else:
+            torch.manual_seed(self.cfg.seed)
+        with _stop_on_signals(self):
+            while self.state.epoch < self.cfg.epochs and not self.state.stopped_early:
+                self._run_epoch(self.state.epoch + 1)
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        s = self.state
+        return TrainResult(s.history, s.best_epoch, s.best_score if s.history and self.val_data else None,
+                           s.unfrozen_epoch, s.stopped_early,
+                           float(np.mean([h["padding_share"] for h in s.history])) if s.history else 0.0)
+
+    def _set_frozen_for(self, epoch: int) -> None:
+        mode, frozen = self.cfg.freeze, self.model.embeddings_frozen
+        if mode == "always":
+            frozen = True
+        elif mode == "never":
+            frozen = False
+        elif mode == "epochs":
+            frozen = epoch <= self.cfg.freeze_epochs
+        elif epoch == 1 and self.state.step_in_epoch == 0 and not self.state.history:
+            frozen = True  # "plateau": frozen until validation stops improving
+        if self.model.embeddings_frozen and not frozen and self.state.unfrozen_epoch is None:
+            self.state.unfrozen_epoch = epoch
+        self.model.freeze_embeddings(frozen)
+
+    def _run_epoch(self, epoch: int) -> None:
+        cfg, s = self.cfg, self.state
+        self._set_frozen_for(epoch)
+        rng = np.random.default_rng([cfg.seed, epoch])
+        lengths = self.train_data.lengths
+        batches = bucket_batches(lengths, cfg.batch_size, cfg.bucket_chunk, rng)
+        for cb in self.callbacks:
+            cb.on_epoch_start(epoch, len(batches), self.model.embeddings_frozen)
+        start = time.perf_counter()
+        self.model.train()
+        for step, (index, ids, lens, y) in enumerate(iterate(self.train_data, batches[s.step_in_epoch:]),
+                                                     start=s.step_in_epoch + 1):
+            loss = self._step(ids, lens, y, epoch, step, index)
+            s.partial_loss += loss
+            s.partial_tokens += int(lens.sum())
+            s.step_in_epoch, s.global_step = step, s.global_step + 1
+            for cb in self.callbacks:
+                cb.on_step(epoch, step, loss, int(lens.sum()), self.optimizer.param_groups[0]["lr"])
+            if cfg.eval_every and s.global_step % cfg.eval_every == 0 and step < len(batches):
+                self._validate(epoch, mid_epoch=True)
+            if self.stop_requested:
+                self._checkpoint()
+                raise TrainingInterrupted(
+                    f"Training stopped by {self.stop_requested} at epoch {epoch}, step {step}; "
+                    f"a checkpoint was saved. Continue with --resume.")
+        seconds = time.perf_counter() - start
+        record = {"epoch": epoch, "train_loss": s.partial_loss / max(1, len(batches)),
+                  "lr": self.optimizer.param_groups[0]["lr"], "unfrozen": not self.model.embeddings_frozen,
+                  "padding_share": padding_share(batches, lengths), "seconds": seconds,
+                  "tokens_per_s": s.partial_tokens / seconds if seconds > 0 else 0.0}
+        record.update(self._validate(epoch))
+        s.history.append(record)
+        s.epoch, s.step_in_epoch, s.partial_loss, s.partial_tokens = epoch, 0, 0.0, 0
+        self._after_validation(epoch, record)
+        for cb in self.callbacks:
+            cb.on_epoch_end(record)
+        self._checkpoint()
+
+    def _step(self, ids, lens, y, epoch: int, step: int, index) -> float:
+        ids, y = ids.to(self.device), y.to(self.device)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
+        with autocast:
+            logits, _ = self.model(ids, lens)
+            loss = self.loss_fn(logits.float(), y)
+            if self.cfg.l1:
+                loss = loss + self.cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters()
+                                                if p.dim() > 1 and n != "embedding.weight")
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"Non-finite loss ({value}) at epoch {epoch}, step {step} (batch of examples "
+                f"{', '.join(map(str, index[:8]))}{', ...' if len(index) > 8 else ''}). The last "
+                "checkpoint is intact; lower train.lr or set train.clip_norm.")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step()
+        return value
+
+    # -- validation, early stopping, freezing ----------------------------------------------
+    def _validate(self, epoch: int, mid_epoch: bool = False) -> dict[str, Any]:
+        if self.val_data is None or len(self.val_data) == 0:
+            return {}
+        logits, _ = predict_logits(self.model, self.val_data, 256, self.device)
+        y = self.val_data.labels
+        pred = logits.argmax(axis=1)
+        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
+        record = {"val_loss": loss, "val_accuracy": float(accuracy_score(y, pred)),
+                  "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
+                                                 zero_division=0))}
+        self._keep_if_best(epoch, record["val_macro_f1"])
+        for cb in self.callbacks:
+            cb.on_validation({"epoch": epoch, "mid_epoch": mid_epoch, **record})
+        return record
+
+    def _keep_if_best(self, epoch: int, score: float) -> bool:
+        if not math.isfinite(score) or score <= self.state.best_score:
+            return False
+        self.state.best_score, self.state.best_epoch = score, epoch
+        self.best_weights = copy.deepcopy(self.model.state_dict())
+        return True
+
+    def _after_validation(self, epoch: int, record: dict[str, Any]) -> None:
+        s, cfg = self.state, self.cfg
+        if "val_macro_f1" not in record:
+            s.best_epoch = epoch
+            self.best_weights = None  # no validation: the last weights are the result
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(record["val_macro_f1"])
+        if s.best_epoch == epoch:
+            s.bad_epochs = 0
+            return
+        if cfg.freeze == "plateau" and self.model.embeddings_frozen:
+            self.model.freeze_embeddings(False)  # unfreeze instead of counting towards stopping
+            s.unfrozen_epoch = epoch + 1
+            s.bad_epochs = 0
+            return
+        s.bad_epochs += 1
+        if cfg.patience and s.bad_epochs >= cfg.patience:
+            s.stopped_early = True
+            log.info("early stop after epoch %d: no macro-F1 gain for %d epochs", epoch, s.bad_epochs)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        s = self.state
+        payload = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "frozen": self.model.embeddings_frozen,
+            "best_weights": self.best_weights or {}, "fingerprint": self.fingerprint,
+            "state": {k: getattr(s, k) for k in TrainState.__dataclass_fields__},
+        }
+        if torch.cuda.is_available():
+            payload["cuda_rng"] = torch.cuda.get_rng_state_all()
+        save_checkpoint(self.checkpoint_dir, payload)
+
+    def _restore(self) -> None:
+        if self.checkpoint_dir is None:
+            raise TrainingError("Resuming needs a checkpoint directory.")
+        ck = load_checkpoint(self.checkpoint_dir)
+        check_fingerprint(ck.get("fingerprint", {}), self.fingerprint, self.checkpoint_dir)
+        self.model.load_state_dict(ck["model"])
+        self.model.freeze_embeddings(ck["frozen"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["torch_rng"])
+        if "cuda_rng" in ck and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        self.best_weights = ck["best_weights"] or None
+        self.state = TrainState(**ck["state"])
