@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from textlstm import TextClassifier
+from textlstm.config import make_config
+from textlstm.errors import DataError, ModelFileError, NotFittedError
+
+POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
+       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
+NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
+       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
+
+
+def small_config(**extra):
+    sets = ["model.hidden_size=16", "model.embedding_dim=8", "model.attention_dim=8",
+            "train.epochs=30", "train.lr=0.02", "train.batch_size=4", "train.threads=1",
+            "train.freeze=\"never\"", "train.schedule=\"constant\"", "train.patience=0",
+            "data.val_split=0", "tokenizer.kind=\"regex\""]
+    sets += [f"{k}={v}" for k, v in extra.items()]
+    return make_config(overrides=sets)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    texts, labels = POS + NEG, ["pos"] * 6 + ["neg"] * 6
+    return TextClassifier(small_config()).fit(texts, labels), texts, labels
+
+
+def test_overfits_and_predicts_known_labels(fitted):
+    clf, texts, labels = fitted
+    assert clf.classes_ == ["neg", "pos"]
+    assert clf.predict(texts) == labels
+    assert clf.evaluate(texts, labels)["accuracy"] == 1.0
+
+
+def test_proba_columns_follow_classes_and_batch_size_does_not_matter(fitted):
+    clf, texts, _ = fitted
+    p1 = clf.predict_proba(texts, batch_size=1)
+    p512 = clf.predict_proba(texts, batch_size=512)
+    np.testing.assert_allclose(p1, p512, atol=1e-6)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-6)
+    assert p1.shape == (12, 2)
+    assert (p1[:6, clf.classes_.index("pos")] > 0.5).all()
+
+
+def test_fit_save_load_gives_identical_proba(fitted, tmp_path):
+    clf, texts, _ = fitted
+    clf.save(tmp_path / "m")
+    loaded = TextClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(clf.predict_proba(texts), loaded.predict_proba(texts))
+    assert loaded.classes_ == clf.classes_ and loaded.vocab_ == clf.vocab_
+    assert loaded.config.to_dict() == clf.config.to_dict()
+
+
+def test_explain_gives_tokens_with_weights_summing_to_one(fitted):
+    clf, _, _ = fitted
+    (ex,) = clf.explain(["a great story"])
+    assert [t for t, _ in ex["tokens"]] == ["a", "great", "story"]
+    assert sum(w for _, w in ex["tokens"]) == pytest.approx(1.0, abs=1e-5)
+    assert ex["label"] == "pos"
+
+
+def test_empty_and_strange_texts_still_predict(fitted):
+    clf, _, _ = fitted
+    out = clf.predict(["", "   ", "\u200b\u200b", "<br />", "x" * 100_000])
+    assert len(out) == 5 and set(out) <= {"pos", "neg"}
+
+
+def test_unknown_labels_in_evaluation_are_an_error_listing_them(fitted):
+    clf, texts, _ = fitted
+    with pytest.raises(DataError, match=r"'neutral' \(2\)"):
+        clf.evaluate(texts[:3], ["pos", "neutral", "neutral"])
+
+
+def test_single_class_training_is_refused():
+    with pytest.raises(DataError, match="at least two classes"):
+        TextClassifier(small_config()).fit(POS, ["pos"] * 6)
+
+
+def test_unfitted_use_says_what_to_call():
+    with pytest.raises(NotFittedError, match="fit"):
+        TextClassifier().predict(["x"])
+
+
+def test_integer_labels_round_trip(tmp_path):
+    clf = TextClassifier(small_config(**{"train.epochs": 2})).fit(POS + NEG, [1] * 6 + [0] * 6)
+    assert clf.classes_ == ["0", "1"]
+
+
+def test_fit_with_vectors_reports_coverage(tmp_path):
+    vec = tmp_path / "v.txt"
+    words = ["great", "bad", "film", "story", "a"]
+    rng = np.random.default_rng(0)
+    vec.write_text("".join(f"{w} " + " ".join(f"{x:.4f}" for x in rng.normal(size=8)) + "\n" for w in words))
+    clf = TextClassifier(small_config(**{"train.epochs": 2})).fit(POS + NEG, ["p"] * 6 + ["n"] * 6, vectors=vec)
+    assert clf.coverage_.types_covered == 5
+    row = clf.vocab_["great"]
+    stored = clf.model_.embedding.weight[row].detach().numpy()
+    line = vec.read_text().splitlines()[0].split()[1:]
+    assert clf.config.embeddings.vectors == str(vec)
+    # fine-tuned embeddings move, but frozen=never with 2 epochs stays close to the file's vector
+    assert np.allclose(stored, np.array(line, dtype=np.float32), atol=0.2)
+
+
+def test_load_missing_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelFileError):
+        TextClassifier.load(tmp_path / "nope")

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from textlstm.cli import app
+
+runner = CliRunner()
+ROWS = [("a wonderful warm film", "positive"), ("great acting and a great story", "positive"),
+        ("I loved every minute", "positive"), ("brilliant and moving", "positive"),
+        ("a dull boring mess", "negative"), ("awful acting and a bad story", "negative"),
+        ("I hated every minute", "negative"), ("tedious and flat", "negative")]
+FAST = ["--set", "model.hidden_size=8", "--set", "model.embedding_dim=8", "--set", "train.epochs=2",
+        "--set", "train.threads=1", "--set", "tokenizer.kind=regex"]
+
+
+def write_tsv(path, rows):
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    data = write_tsv(d / "train.tsv", ROWS * 3)
+    dev = write_tsv(d / "dev.tsv", ROWS)
+    res = runner.invoke(app, ["train", str(data), "--val", str(dev), "--test", str(dev),
+                              "--out", str(d / "model"), "--quiet", "--plots", str(d / "plots"), *FAST])
+    assert res.exit_code == 0, res.output
+    return d, res
+
+
+def test_train_writes_a_model_and_reports(trained):
+    d, res = trained
+    assert (d / "model" / "config.json").exists() and (d / "model" / "model.safetensors").exists()
+    assert "test" in res.output and "model saved" in res.output
+    assert (d / "plots" / "training_curves.png").stat().st_size > 0
+    assert not (d / "model.checkpoints").exists()
+
+
+def test_eval_json_and_plots(trained, tmp_path):
+    d, _ = trained
+    res = runner.invoke(app, ["eval", str(d / "model"), str(d / "dev.tsv"), "--json", str(tmp_path / "m.json"),
+                              "--plots", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert {"accuracy", "macro_f1", "micro_f1", "weighted_f1", "per_class", "confusion_matrix", "labels"} <= set(report)
+    assert set(report["per_class"]["positive"]) >= {"precision", "recall", "f1", "support"}
+    assert (tmp_path / "p" / "confusion_matrix.png").exists()
+
+
+def test_predict_arguments_stdin_and_files(trained, tmp_path):
+    d, _ = trained
+    res = runner.invoke(app, ["predict", str(d / "model"), "what a great film", "--proba",
+                              "--explain", str(tmp_path / "e.html")])
+    assert res.exit_code == 0, res.output
+    assert "p_" not in res.output and "positive=" in res.output
+    assert "<span" in (tmp_path / "e.html").read_text()
+    res = runner.invoke(app, ["predict", str(d / "model")], input="great\nawful\n")
+    assert res.exit_code == 0 and len(res.output.strip().splitlines()) == 2
+    for suffix in ("csv", "jsonl"):
+        out = tmp_path / f"pred.{suffix}"
+        res = runner.invoke(app, ["predict", str(d / "model"), "--input", str(d / "dev.tsv"), "--output", str(out)])
+        assert res.exit_code == 0, res.output
+        lines = out.read_text().strip().splitlines()
+        assert len(lines) == len(ROWS) + (1 if suffix == "csv" else 0)
+
+
+def test_info_shows_labels_and_metrics(trained):
+    d, _ = trained
+    res = runner.invoke(app, ["info", str(d / "model")])
+    assert res.exit_code == 0, res.output
+    assert "positive" in res.output and "validation: accuracy" in res.output
+
+
+def test_bad_input_is_one_clear_line_and_exit_1(trained, tmp_path):
+    d, _ = trained
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tsentiment\nfine\tpositive\n")
+    res = runner.invoke(app, ["eval", str(d / "model"), str(bad), "--label-field", "label"])
+    assert res.exit_code == 1
+    assert "error:" in res.output and "Traceback" not in res.output and "label" in res.output
+
+
+def test_refuses_to_overwrite_a_model(trained):
+    d, _ = trained
+    res = runner.invoke(app, ["train", str(d / "train.tsv"), "--out", str(d / "model"), "--quiet", *FAST])
+    assert res.exit_code == 1 and "--overwrite" in res.output
+
+
+def test_unknown_setting_lists_allowed_keys(tmp_path):
+    res = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--set", "train.lrr=1"])
+    assert res.exit_code == 1 and "Keys of [train]" in res.output

@@ -1,0 +1,231 @@
+"""`TextClassifier`: the library API. Texts in, labels and probabilities out.
+
+>>> clf = TextClassifier()                                  # doctest: +SKIP
+>>> clf.fit(["great film", "awful film"], ["pos", "neg"])   # doctest: +SKIP
+>>> clf.predict(["a great story"])                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from .artifact import Artifact, load_artifact, save_artifact
+from .batching import EncodedDataset
+from .config import Config, ModelConfig
+from .corpus import load_corpus
+from .data import label_order
+from .embeddings import load_vectors, read_vector_words
+from .errors import DataError, NotFittedError
+from .infer import predict_logits, softmax
+from .metrics import evaluate as evaluate_predictions
+from .model import TextLSTM, expected_shapes
+from .tokenize import Tokenizer
+from .train import Callback, Trainer, class_weights_for, resolve_device, setup_threads
+from .vocab import Vocab
+
+
+def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
+    return expected_shapes(ModelConfig(**config["model"]), vocab_size, n_labels)
+
+
+class TextClassifier:
+    """A BiLSTM text classifier with pretrained embeddings.
+
+    Train with `fit(texts, labels)` or `train(path)` (files, with tokenization cached), then
+    `predict`, `predict_proba` (columns in `classes_` order), `evaluate`, `explain`; `save` and
+    `TextClassifier.load` move it through a model directory.
+    """
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], labels: Sequence[Any], *, val_texts: Sequence[str] | None = None,
+            val_labels: Sequence[Any] | None = None, vectors: str | os.PathLike | None = None,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+            callbacks: list[Callback] | None = None) -> "TextClassifier":
+        """Train on in-memory texts; `val_*` or a stratified `data.val_split` of the training data
+        picks the best epoch."""
+        tok = Tokenizer(self.config.tokenizer)
+        val = None
+        if val_texts is not None:
+            val = (list(tok.pipe(val_texts)), [str(v) for v in val_labels])
+        return self._fit_tokens(list(tok.pipe(texts)), [str(v) for v in labels], val, vectors,
+                                checkpoint_dir, resume, callbacks)
+
+    def train(self, data: str | os.PathLike, *, val: str | os.PathLike | None = None,
+              vectors: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
+              resume: bool = False, callbacks: list[Callback] | None = None) -> "TextClassifier":
+        """Train from files in any supported format (see `textlstm.data`)."""
+        tok = Tokenizer(self.config.tokenizer)
+        self.reports_ = []
+        train_corpus = self._read(data, tok, callbacks)
+        val_pair = None
+        if val is not None:
+            val_corpus = self._read(val, tok, callbacks)
+            val_pair = (val_corpus.tokens, val_corpus.labels)
+        return self._fit_tokens(train_corpus.tokens, train_corpus.labels, val_pair, vectors,
+                                checkpoint_dir, resume, callbacks)
+
+    def _read(self, path, tok: Tokenizer, callbacks):
+        corpus = load_corpus(path, self.config.data, tok)
+        self.reports_.append(corpus.report)
+        _say(callbacks, corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
+        return corpus
+
+    def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks):
+        cfg = self.config.validate()
+        classes = label_order(set(labels))
+        if len(classes) < 2:
+            raise DataError(f"Training needs at least two classes; the training data has only "
+                            f"{classes or 'no labels'} ({len(labels)} examples).")
+        if val is None and cfg.data.val_split > 0:
+            tokens, labels, val = _stratified_split(tokens, labels, cfg.data.val_split, cfg.train.seed)
+        index = {c: i for i, c in enumerate(classes)}
+        if val is not None:
+            _check_known(val[1], index, "validation data")
+        counts = Counter(t for toks in tokens for t in toks)
+        vocab, matrix = self._vocab_and_vectors(counts, vectors, callbacks)
+        train_data = EncodedDataset.encode(tokens, vocab, labels, index)
+        val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
+        torch.manual_seed(cfg.train.seed)
+        model = TextLSTM(cfg.model, len(vocab), len(classes),
+                         torch.from_numpy(matrix) if matrix is not None else None)
+        weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
+        fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
+                       "vectors": cfg.embeddings.vectors, "model": cfg.to_dict()["model"]}
+        start = time.perf_counter()
+        trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
+                          class_weights=weights, checkpoint_dir=checkpoint_dir,
+                          fingerprint=fingerprint, callbacks=callbacks)
+        result = trainer.fit(resume=resume)
+        self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
+        self.class_weights_ = None if weights is None else weights.tolist()
+        self.meta_ = {"history": result.history, "best_epoch": result.best_epoch,
+                      "best_val_macro_f1": result.best_score, "unfrozen_epoch": result.unfrozen_epoch,
+                      "stopped_early": result.stopped_early, "padding_share": result.padding_share,
+                      "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
+                      "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
+                      "coverage": getattr(self, "coverage_", None) and self.coverage_.summary()}
+        return self
+
+    def _vocab_and_vectors(self, counts: Counter, vectors, callbacks):
+        cfg = self.config
+        extra: set[str] = set()
+        if vectors is not None:
+            cfg.embeddings.vectors = str(vectors)
+            if cfg.vocab.add_vector_words:
+                known = read_vector_words(vectors, format=cfg.embeddings.format)
+                extra = {w for w in counts if w in known or w.lower() in known}
+        vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
+        _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
+        self.coverage_ = None
+        if vectors is None:
+            return vocab, None
+        loaded = load_vectors(vectors, vocab, format=cfg.embeddings.format,
+                              expected_dim=cfg.model.embedding_dim, oov_init=cfg.embeddings.oov_init,
+                              counts=counts, seed=cfg.train.seed)
+        self.coverage_ = loaded.coverage
+        _say(callbacks, loaded.coverage.summary())
+        return vocab, loaded.matrix
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("This TextClassifier is not trained yet: call fit(), train() or "
+                                 "TextClassifier.load() first.")
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if not hasattr(self, "_tokenizer"):
+            self._tokenizer = Tokenizer(self.config.tokenizer)
+        return self._tokenizer
+
+    def encode(self, texts: Iterable[str]) -> EncodedDataset:
+        self._check_fitted()
+        return EncodedDataset.encode(list(self.tokenizer.pipe(texts)), self.vocab_)
+
+    def _run(self, texts: Iterable[str], batch_size: int, attention: bool = False):
+        data = self.encode(texts)
+        setup_threads(self.config.train.threads)
+        device = resolve_device(self.config.train.device)
+        self.model_.to(device)
+        return predict_logits(self.model_, data, batch_size, device, attention)
+
+    def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:
+        """Class probabilities `(n, len(classes_))`; the same for any batch size."""
+        return softmax(self._run(texts, batch_size)[0])
+
+    def predict(self, texts: Iterable[str], batch_size: int = 256) -> list[str]:
+        proba = self.predict_proba(texts, batch_size)
+        return [self.classes_[i] for i in proba.argmax(axis=1)]
+
+    def explain(self, texts: Iterable[str]) -> list[dict[str, Any]]:
+        """Per text: its tokens with attention weights, the predicted label and probabilities."""
+        texts = list(texts)
+        if "attention" not in self.config.model.pooling.split("+"):
+            raise NotFittedError("explain() needs a model with attention pooling (model.pooling).")
+        logits, weights = self._run(texts, 64, attention=True)
+        proba = softmax(logits)
+        out = []
+        for text, p, w in zip(texts, proba, weights):
+            tokens = self.tokenizer.tokenize(text) or ["<unk>"]
+            out.append({"text": text, "label": self.classes_[int(p.argmax())],
+                        "proba": dict(zip(self.classes_, map(float, p))),
+                        "tokens": list(zip(tokens, map(float, w)))})
+        return out
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[Any], batch_size: int = 256) -> dict:
+        """Accuracy, per-class and averaged precision / recall / F1, confusion matrix."""
+        labels = [str(x) for x in labels]
+        _check_known(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
+        return evaluate_predictions(labels, self.predict(texts, batch_size), self.classes_)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model directory atomically (config.json, vocab.txt, model.safetensors)."""
+        self._check_fitted()
+        art = Artifact(config=self.config.to_dict(), labels=list(self.classes_), vocab=self.vocab_,
+                       tensors={k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+                       meta=self.meta_)
+        return save_artifact(directory, art)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "TextClassifier":
+        """Load a model directory: JSON, text and safetensors only — nothing is unpickled."""
+        art = load_artifact(directory, expected_shapes=_shapes)
+        clf = cls(Config.from_dict(art.config, f"{directory}/config.json"))
+        model = TextLSTM(clf.config.model, len(art.vocab), len(art.labels))
+        model.load_state_dict(art.tensors)
+        clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model.eval(), art.meta
+        return clf
+
+
+def _say(callbacks: list[Callback] | None, text: str) -> None:
+    for cb in callbacks or []:
+        cb.on_info(text)
+
+
+def _check_known(labels: Sequence[str], index: dict[str, int], what: str) -> None:
+    unknown = Counter(lab for lab in labels if lab not in index)
+    if unknown:
+        listed = ", ".join(f"{lab!r} ({n})" for lab, n in unknown.most_common())
+        raise DataError(f"The {what} has labels the model does not know: {listed}. "
+                        f"Known labels: {', '.join(index)}.")
+
+
+def _stratified_split(tokens, labels, share: float, seed: int):
+    counts = Counter(labels)
+    stratify = labels if min(counts.values()) >= 2 else None
+    idx_train, idx_val = train_test_split(np.arange(len(labels)), test_size=share,
+                                          random_state=seed, stratify=stratify)
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    return (pick(idx_train, tokens), pick(idx_train, labels),
+            (pick(idx_val, tokens), pick(idx_val, labels)))

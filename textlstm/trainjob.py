@@ -1,0 +1,79 @@
+"""`textlstm train` as a library function: read, train with checkpoints, evaluate the best
+model on validation and test, save the model directory — never over a result by accident."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifact import load_artifact
+from .classifier import TextClassifier
+from .config import Config
+from .corpora import DEFAULT_CORPUS
+from .data import read_dataset
+from .errors import ModelFileError
+from .train import Callback
+
+
+@dataclass
+class TrainJob:
+    data: Path
+    val: Path | None
+    test: Path | None
+    vectors: Path | None
+    out: Path
+    resume: bool = False
+    overwrite: bool = False
+
+    @classmethod
+    def with_defaults(cls, data, val, test, vectors, out, **kw) -> "TrainJob":
+        """No data argument: the bundled sentiment corpus with its dev and test splits."""
+        if data is None:
+            data = DEFAULT_CORPUS / "train.tsv"
+            val = val or DEFAULT_CORPUS / "dev.tsv"
+            test = test or DEFAULT_CORPUS / "test.tsv"
+        return cls(Path(data), val and Path(val), test and Path(test), vectors and Path(vectors),
+                   Path(out), **kw)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".checkpoints")
+
+
+@dataclass
+class TrainJobResult:
+    classifier: TextClassifier
+    model_dir: Path
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _check_out(job: TrainJob) -> None:
+    if job.out.exists() and any(job.out.iterdir()) and not job.overwrite:
+        raise ModelFileError(f"{job.out} already exists; pass --overwrite to replace it "
+                             "or choose another --out.")
+
+
+def evaluate_file(clf: TextClassifier, path: Path) -> dict[str, Any]:
+    d = clf.config.data
+    examples, _ = read_dataset(path, format=d.format, text_field=d.text_field, label_field=d.label_field,
+                               encoding=d.encoding, on_bad_lines=d.on_bad_lines)
+    return clf.evaluate([e.text for e in examples], [e.label for e in examples])
+
+
+def run_train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None = None) -> TrainJobResult:
+    _check_out(job)
+    clf = TextClassifier(cfg)
+    clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
+              resume=job.resume, callbacks=callbacks)
+    result = TrainJobResult(clf, job.out)
+    if job.val is not None:
+        result.evaluations["validation"] = evaluate_file(clf, job.val)
+    if job.test is not None:
+        result.evaluations["test"] = evaluate_file(clf, job.test)
+    clf.meta_["evaluations"] = result.evaluations
+    clf.meta_["data"] = {"train": str(job.data), "val": job.val and str(job.val),
+                         "test": job.test and str(job.test)}
+    clf.save(job.out)
+    shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+    return result
