@@ -105,3 +105,9 @@ def test_fit_with_vectors_reports_coverage(tmp_path):
 def test_load_missing_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ModelFileError):
         TextClassifier.load(tmp_path / "nope")
+
+
+def test_unknown_labels_can_be_skipped_and_counted(fitted):
+    clf, texts, labels = fitted
+    report = clf.evaluate(texts[:3], ["pos", "neutral", "neutral"], skip_unknown=True)
+    assert report["n"] == 1 and report["skipped_unknown_labels"] == {"neutral": 2}

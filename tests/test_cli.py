@@ -91,3 +91,38 @@ def test_refuses_to_overwrite_a_model(trained):
 def test_unknown_setting_lists_allowed_keys(tmp_path):
     res = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--set", "train.lrr=1"])
     assert res.exit_code == 1 and "Keys of [train]" in res.output
+
+
+def test_python_cli_py_behaves_like_textlstm(trained):
+    import subprocess
+    import sys
+    from pathlib import Path
+    d, _ = trained
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "cli.py"), "predict", str(d / "model"), "great"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\t")[0] in {"positive", "negative"}
+    res = subprocess.run([sys.executable, str(root / "cli.py"), "info", str(d / "nope")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and res.stderr.startswith("error:") and "Traceback" not in res.stderr
+
+
+def test_pretrain_writes_vectors_that_train_can_use(tmp_path):
+    text = tmp_path / "unsup.txt"
+    text.write_text("".join(f"{t} and more words here\n" for t, _ in ROWS * 10))
+    res = runner.invoke(app, ["pretrain", str(text), "--out", str(tmp_path / "v.txt"), "--vector-size", "8",
+                              "--min-count", "1", "--epochs", "2", "--tokenizer", "regex"])
+    assert res.exit_code == 0, res.output
+    data = write_tsv(tmp_path / "train.tsv", ROWS * 3)
+    res = runner.invoke(app, ["train", str(data), "--vectors", str(tmp_path / "v.txt"), "--out",
+                              str(tmp_path / "m"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert "vectors cover" in res.output
+
+
+def test_corpora_list_names_the_recipes():
+    res = runner.invoke(app, ["corpora", "list"])
+    assert res.exit_code == 0
+    for name in ("imdb", "sst2", "trec"):
+        assert name in res.output

@@ -182,11 +182,23 @@ class TextClassifier:
                         "tokens": list(zip(tokens, map(float, w)))})
         return out
 
-    def evaluate(self, texts: Sequence[str], labels: Sequence[Any], batch_size: int = 256) -> dict:
-        """Accuracy, per-class and averaged precision / recall / F1, confusion matrix."""
+    def evaluate(self, texts: Sequence[str], labels: Sequence[Any], batch_size: int = 256,
+                 skip_unknown: bool = False) -> dict:
+        """Accuracy, per-class and averaged precision / recall / F1, confusion matrix.
+
+        Labels the model never saw are an error listing them, or with `skip_unknown` are left
+        out of the metrics and counted under `skipped_unknown_labels`."""
         labels = [str(x) for x in labels]
-        _check_known(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
-        return evaluate_predictions(labels, self.predict(texts, batch_size), self.classes_)
+        known = set(self.classes_)
+        unknown = Counter(lab for lab in labels if lab not in known)
+        if unknown and skip_unknown:
+            keep = [i for i, lab in enumerate(labels) if lab in known]
+            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        else:
+            _check_known(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
+        report = evaluate_predictions(labels, self.predict(texts, batch_size), self.classes_)
+        report["skipped_unknown_labels"] = dict(unknown)
+        return report
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:

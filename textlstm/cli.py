@@ -109,6 +109,7 @@ def evaluate(
     data: Path = typer.Argument(..., help="Labelled data file to evaluate on."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the confusion matrix PNG."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown-labels", help="Leave out (and count) examples whose label the model does not know, instead of failing."),
     fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
 ):
@@ -119,7 +120,10 @@ def evaluate(
     examples, rep = read_dataset(data, format=fmt, text_field=text_field, label_field=label_field,
                                  encoding=encoding, on_bad_lines=on_bad_lines)
     err.print(rep.summary(), markup=False, highlight=False)
-    report = clf.evaluate([e.text for e in examples], [e.label for e in examples])
+    report = clf.evaluate([e.text for e in examples], [e.label for e in examples], skip_unknown=skip_unknown)
+    if report["skipped_unknown_labels"]:
+        skipped = ", ".join(f"{k!r} ({n})" for k, n in report["skipped_unknown_labels"].items())
+        err.print(f"left out examples with labels the model does not know: {skipped}", markup=False)
     out.print(_table(report, f"{data}: {report['n']} examples"))
     if json_path:
         write_json(report, json_path)
@@ -162,7 +166,7 @@ def predict(
     for text, p in zip(texts, probs):
         label = clf.classes_[int(p.argmax())]
         extra = "\t" + " ".join(f"{c}={x:.4f}" for c, x in zip(clf.classes_, p)) if proba else ""
-        out.print(f"{label}{extra}\t{text}", markup=False, highlight=False, soft_wrap=True)
+        typer.echo(f"{label}{extra}\t{text}")  # plain tab-separated lines for scripts
     if explain:
         write_html(clf.explain(texts), explain)
 
