@@ -76,7 +76,7 @@ def train(
     test: Optional[Path] = typer.Option(None, "--test", help="Test file evaluated with the best model."),
     vectors: Optional[Path] = typer.Option(None, "--vectors", help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings ([model], [train], ...)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting: section.key=value (repeatable)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the training curves and confusion matrix PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
