@@ -203,3 +203,12 @@ def test_non_finite_loss_names_epoch_and_step(tmp_path):
         model.head[-1].weight.fill_(float("nan"))
     with pytest.raises(TrainingError, match=r"epoch 1, step 1"):
         Trainer(model, tcfg(), toy_data(), n_labels=2, checkpoint_dir=tmp_path).fit()
+
+
+def test_inference_batches_cap_padded_tokens_so_one_huge_text_runs_alone():
+    from textlstm.batching import sorted_batches
+    lengths = np.array([5] * 300 + [60_000])
+    batches = sorted_batches(lengths, 256)
+    assert batches[0].tolist() == [300]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(301))
+    assert all(len(b) * lengths[b].max() <= 256 * 512 for b in batches[1:])

@@ -54,10 +54,19 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, chunk: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Batches for inference: longest first, so padding is minimal; callers restore order."""
+def sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
+                   ) -> list[np.ndarray]:
+    """Batches for inference: longest first, so padding is minimal; callers restore order.
+    A batch holds at most `max_tokens` padded positions (default `batch_size * 512`), so one
+    enormous text runs alone instead of padding a whole batch to its length."""
+    budget = max_tokens or batch_size * 512
     order = np.argsort(-lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, i = [], 0
+    while i < len(order):
+        n = max(1, min(batch_size, budget // max(1, int(lengths[order[i]]))))
+        batches.append(order[i:i + n])
+        i += n
+    return batches
 
 
 def collate(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -141,8 +141,9 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities too."),
     explain: Optional[Path] = typer.Option(None, "--explain", help="Write an HTML page shading tokens by attention."),
     batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --input job from <output>.partial."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
-    on_bad_lines: str = BadLinesOpt,
 ):
     """Predict labels for texts given as arguments, on standard input, or in a file."""
     from .explain import write_html
@@ -152,11 +153,20 @@ def predict(
     if input_path is not None:
         if output is None:
             raise typer.BadParameter("--input needs --output (a .csv or .jsonl file).")
-        cfg = data_settings(Config(), fmt, text_field, None, encoding, on_bad_lines)
-        summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size)
+        cfg = data_settings(Config(), fmt, text_field, None, encoding, "error")
+        try:
+            summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size,
+                                   resume=resume, overwrite=overwrite)
+        except KeyboardInterrupt:
+            err.print(f"error: interrupted; rerun with --resume to continue from {output}.partial")
+            raise typer.Exit(130) from None
         err.print(summary.report.summary(), markup=False, highlight=False)
-        out.print(f"wrote {summary.rows} predictions to {summary.output}")
+        out.print(f"wrote {summary.rows} predictions to {summary.output}"
+                  + (f" ({summary.resumed_from} from the interrupted run)" if summary.resumed_from else "")
+                  + (f"; {summary.errors} rows have an error (see the error column)" if summary.errors else ""))
         return
+    if resume:
+        raise typer.BadParameter("--resume needs --input and --output.")
     texts = list(texts or [])
     if not texts and not sys.stdin.isatty():
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]

@@ -1,7 +1,9 @@
 """Readers for CSV, TSV, JSON lines, fastText, folder-per-class and plain-text data (`.gz` too).
 
 Files stream line by line and are never loaded whole. Fields stay the strings written in the
-file; a bad line fails with `file:line` and what was expected, or is skipped and counted.
+file; a bad line fails with `file:line` and what was expected, is skipped and counted, or
+(`on_bad_lines="report"`, for prediction jobs that owe one row per record) comes through as an
+`Example` whose `error` says what is wrong.
 
 >>> examples, report = read_dataset("data/train.tsv")  # doctest: +SKIP
 >>> report.summary()  # doctest: +SKIP
@@ -27,6 +29,7 @@ from .errors import ConfigError, DataError, where
 
 log = logging.getLogger(__name__)
 
+BAD_LINE_MODES = ("error", "skip", "report")
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "text")
 TEXT_NAMES = ("text", "sentence", "review", "content", "document", "body", "comment")
 LABEL_NAMES = ("label", "sentiment", "class", "category", "labels", "target")
@@ -54,6 +57,7 @@ class Example:
     label: str | None
     line: int | None  # 1-based line where the record starts; None for the folder format
     source: str
+    error: str | None = None  # why the record is unusable (on_bad_lines="report"); text is ""
 
 
 @dataclass
@@ -61,7 +65,8 @@ class ReadReport:
     """What a read saw: the fields chosen, and how many records were kept or skipped (and why).
 
     `read_examples(..., report=r)` fills it as examples stream; once read,
-    `n_records == n_kept + sum(skipped.values())`.
+    `n_records == n_kept + sum(skipped.values()) + sum(reported.values())`, where `reported`
+    counts the bad records passed on as error examples (`on_bad_lines="report"`).
     """
 
     path: str = ""
@@ -72,6 +77,7 @@ class ReadReport:
     n_records: int = 0
     n_kept: int = 0
     skipped: Counter = field(default_factory=Counter)
+    reported: Counter = field(default_factory=Counter)
     examples_of_skips: list[tuple[str, int | None, str]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -83,6 +89,12 @@ class ReadReport:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
             source, line, _ = self.examples_of_skips[0]
             out += f"; skipped {sum(self.skipped.values())}: {reasons} (first at {where(source, line)})"
+        if self.reported:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in self.reported.most_common())
+            source, line, _ = next((s for s in self.examples_of_skips if s[2] in self.reported),
+                                   ("?", None, ""))
+            out += (f"; {sum(self.reported.values())} bad records kept as errors: {reasons} "
+                    f"(first at {where(source, line)})")
         return out
 
 
@@ -131,9 +143,11 @@ def read_examples(path: PathLike, *, format: str = "auto", text_field: str | Non
     """Stream the examples of a data file (or folder), filling `report` as it goes.
 
     Options and the path are checked on the call; the file is read as the iterator is. Empty
-    texts are always skipped and counted. Other bad lines raise `DataError` or, with
-    `on_bad_lines="skip"`, are skipped and counted by reason. With `labelled=False` labels are
-    kept where present and never required.
+    texts are skipped and counted. Other bad lines raise `DataError` or, with
+    `on_bad_lines="skip"`, are skipped and counted by reason. With `on_bad_lines="report"`
+    every bad record, an empty text too, is yielded in its place as
+    `Example("", None, line, source, error=reason)` and counted in `report.reported`. With
+    `labelled=False` labels are kept where present and never required.
 
     >>> [ex.label for ex in read_examples("train.jsonl")]  # doctest: +SKIP
     ['DESC', 'ENTY', ...]
@@ -179,8 +193,9 @@ def label_order(labels: Iterable[str]) -> list[str]:
 
 def _check(path: Path, format: str, encoding: str, on_bad_lines: str, labelled: bool) -> str:
     """Validate the options against the path; return the format to read."""
-    if on_bad_lines not in ("error", "skip"):
-        raise ConfigError(f"on_bad_lines={on_bad_lines!r} is not allowed. Allowed: error, skip.")
+    if on_bad_lines not in BAD_LINE_MODES:
+        raise ConfigError(f"on_bad_lines={on_bad_lines!r} is not allowed. "
+                          f"Allowed: {', '.join(BAD_LINE_MODES)}.")
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -202,30 +217,35 @@ def _check(path: Path, format: str, encoding: str, on_bad_lines: str, labelled: 
 
 
 def _read(path: Path, fmt: str, opts: _Options, rep: ReadReport) -> Iterator[Example]:
-    """Turn one parser's records into examples, skipping or raising on bad ones."""
+    """Turn one parser's records into examples; bad ones are skipped, raised or reported."""
+    report = opts.on_bad_lines == "report"
     for source, line, item in _PARSERS[fmt](path, opts, rep):
         rep.n_records += 1
         if not isinstance(item, _Bad):
             text, label = item
             if not text.strip():
-                _skip(rep, source, line, "empty text")
-                continue
-            if label is not None or not opts.labelled:
+                item = _Bad("empty text")
+            elif label is not None or not opts.labelled:
                 rep.n_kept += 1
                 yield Example(text, label, line, source)
                 continue
-            item = _Bad("missing label", f"{rep.label_field!r} is empty" if rep.label_field else "")
-        if opts.on_bad_lines == "error":
-            detail = f" ({item.detail})" if item.detail else ""
+            else:
+                item = _Bad("missing label", f"{rep.label_field!r} is empty" if rep.label_field else "")
+        detail = f" ({item.detail})" if item.detail else ""
+        if report:
+            _skip(rep, source, line, item.reason, rep.reported)
+            yield Example("", None, line, source, error=item.reason + detail)
+        elif opts.on_bad_lines == "skip" or item.reason == "empty text":  # never an error
+            _skip(rep, source, line, item.reason, rep.skipped)
+        else:
             raise DataError(f"{where(source, line)}: {item.reason}{detail}; {_EXPECTED[fmt]}. "
                             "Fix the line or pass --on-bad-lines skip.")
-        _skip(rep, source, line, item.reason)
-    if rep.skipped:
+    if rep.skipped or rep.reported:
         log.warning("%s", rep.summary())
 
 
-def _skip(rep: ReadReport, source: str, line: int | None, reason: str) -> None:
-    rep.skipped[reason] += 1
+def _skip(rep: ReadReport, source: str, line: int | None, reason: str, counts: Counter) -> None:
+    counts[reason] += 1
     if len(rep.examples_of_skips) < 5:
         rep.examples_of_skips.append((source, line, reason))
 
