@@ -231,3 +231,22 @@ def test_spacy_tokens_round_trip(data_file):
     assert second.from_cache and second.tokens == first.tokens
     assert all(len(t) <= 5 for t in first.tokens)
     assert second.report.n_kept == 4
+
+
+def test_a_concurrent_writer_that_finishes_first_wins(data_file, tok, monkeypatch):
+    """Another process writes the same entry while this one tokenizes: its entry is kept."""
+    original = Tokenizer.pipe
+
+    def pipe_while_another_writes(self, texts, **kwargs):
+        monkeypatch.setattr(Tokenizer, "pipe", original)
+        other = load_corpus(data_file, DataConfig(), self)  # the "other process"
+        assert not other.from_cache
+        return original(self, texts, **kwargs)
+
+    monkeypatch.setattr(Tokenizer, "pipe", pipe_while_another_writes)
+    mine = load_corpus(data_file, DataConfig(), tok)
+    assert not mine.from_cache
+    [entry] = entries()
+    assert not [p for p in entry.parent.iterdir() if ".tmp-" in p.name]
+    again = load_corpus(data_file, DataConfig(), tok)
+    assert again.from_cache and again.tokens == mine.tokens

@@ -219,3 +219,19 @@ def test_pipe_works_with_spawned_workers(monkeypatch):
     tok = make(kind="regex")
     texts = [f"Text number {i}, isn't it?" for i in range(POOL_MIN_TEXTS + 10)]
     assert list(tok.pipe(texts, batch_size=500, n_process=2)) == [tok.tokenize(t) for t in texts]
+
+
+def test_tokenizer_pickles_as_its_settings():
+    import pickle
+    tok = make(kind="spacy", lower=False, max_tokens=4)
+    again = pickle.loads(pickle.dumps(tok))
+    assert again.config == tok.config
+    assert again.tokenize("Don't STOP me now") == tok.tokenize("Don't STOP me now")
+
+
+def test_bidi_controls_are_dropped_and_long_runs_are_broken_for_both_kinds():
+    for kind in ("spacy", "regex"):
+        tok = Tokenizer(TokenizerConfig(kind=kind))
+        assert tok.tokenize("\u202e\u2066good\u2069 film") == ["good", "film"]
+        tokens = tok.tokenize("x" * 1000)
+        assert len(tokens) == 10 and all(len(t) == 100 for t in tokens)

@@ -16,7 +16,9 @@ The cache grows without bound (an entry is about 5 bytes per token); `clear_cach
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import importlib.metadata
 import itertools
@@ -92,8 +94,10 @@ def load_corpus(path: str | os.PathLike, data: DataConfig, tokenizer: Tokenizer,
         log.info("loaded the tokens of %s from %s in %.2fs", path, entry, time.perf_counter() - start)
         return corpus
     corpus = _build(path, examples, report, tokenizer)
+    table = _flatten(corpus.tokens)
+    corpus.tokens = _unflatten(*table)  # one str per distinct token, as on a hit: ~1/5 the memory
     try:
-        _write_entry(entry, corpus, material)
+        _write_entry(entry, table, corpus, material)
     except (OSError, ValueError) as exc:
         log.warning("could not cache the tokens of %s in %s: %s", path, root, exc)
     return corpus
@@ -138,7 +142,7 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> int:
     freed = 0
     for entry in root.iterdir():
         if _ENTRY.match(entry.name) or _TEMP.match(entry.name):
-            freed += sum(f.stat().st_size for f in _walk_files(entry))
+            freed += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
             remove_path(entry)
     return freed
 
@@ -185,20 +189,14 @@ def _folder_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(files)
 
 
-def _walk_files(path: Path) -> Iterator[Path]:
-    if path.is_file():
-        yield path
-    for parent, _dirs, names in os.walk(path):
-        yield from (Path(parent, name) for name in names)
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40]
 
 
 # -- the entry on disk --------------------------------------------------------------------------
 
-def _write_entry(entry: Path, corpus: Corpus, material: dict) -> None:
+def _write_entry(entry: Path, table: tuple[list[str], np.ndarray, np.ndarray], corpus: Corpus,
+                 material: dict) -> None:
     """Write into a temporary sibling, then rename it into place (a no-op if a concurrent
     writer got there first)."""
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +204,7 @@ def _write_entry(entry: Path, corpus: Corpus, material: dict) -> None:
     tmp = temp_sibling(entry)
     try:
         tmp.mkdir()
-        vocab, ids, offsets = _flatten(corpus.tokens)
+        vocab, ids, offsets = table
         np.save(tmp / "ids.npy", ids, allow_pickle=False)
         np.save(tmp / "offsets.npy", offsets, allow_pickle=False)
         _write_json(tmp / "tokens.json", vocab)
@@ -283,9 +281,21 @@ def _unflatten(vocab: Any, ids: np.ndarray, offsets: np.ndarray) -> list[list[st
         raise ValueError("token ids out of range")
     if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) < 0):
         raise ValueError("offsets do not partition the token ids")
-    words = list(map(vocab.__getitem__, ids.tolist()))
+    words = np.array(vocab, dtype=object)[ids]  # shares one str object per distinct token
     bounds = offsets.tolist()
-    return [words[a:b] for a, b in zip(bounds, bounds[1:])]
+    with _gc_paused():  # millions of new references: collections would only rescan them
+        return [words[a:b].tolist() for a, b in zip(bounds, bounds[1:])]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _report_to_json(report: ReadReport) -> dict[str, Any]:
@@ -300,6 +310,7 @@ def _report_from_json(raw: Any, path: str) -> ReadReport:
     report = ReadReport(**{k: v for k, v in raw.items() if k in known})
     old = str(report.path)
     report.skipped = Counter(report.skipped)
+    report.reported = Counter(report.reported)
     report.examples_of_skips = [(_moved(str(s), old, path), line, reason)
                                 for s, line, reason in report.examples_of_skips]
     report.path = path

@@ -22,6 +22,7 @@ import os
 import pkgutil
 import re
 import sys
+import threading
 import unicodedata
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -32,12 +33,12 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")  # `<br />`, `<p class=x>`, `</i>`
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff\ud800-\udfff]")  # dropped
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")  # dropped
 _SPACE_LIKE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f]")  # other whitespace, controls -> " "
 MAX_RUN = 100  # longest whitespace-free run spaCy sees; its affix loop is quadratic in it
 _LONG_RUN = re.compile(rf"(?<!\S)\S{{{MAX_RUN + 1},}}")  # tried at run starts only: linear
 _CHARS_PER_TOKEN = 50  # generous: English averages ~5 characters per token
-RULES_VERSION = 1  # bump when cleaning or splitting changes: it invalidates cached tokens
+RULES_VERSION = 2  # bump when cleaning or splitting changes: it invalidates cached tokens
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
 
@@ -75,6 +76,10 @@ class Tokenizer:
     def __repr__(self) -> str:
         return f"Tokenizer({self.config!r})"
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its settings (spaCy objects are not sent between processes)."""
+        return (Tokenizer.from_dict, (self.to_dict(),))
+
     def clean(self, text: str) -> str:
         """HTML tags (with `strip_html`) become spaces and entities are unescaped; zero-width
         characters, soft hyphens and lone surrogates are dropped; control characters and every
@@ -107,24 +112,26 @@ class Tokenizer:
 
     def pipe(self, texts: Iterable[str], *, batch_size: int = 1000,
              n_process: int = 0) -> Iterator[list[str]]:
-        """`tokenize` each text, in order, streaming. `n_process` 0 uses every usable core, 1
-        stays in this process. Worker processes start only for more than `POOL_MIN_TEXTS`
-        texts; each builds its own `Tokenizer` from the settings and gets `batch_size` texts
-        at a time, with at most two batches per worker in flight.
+        """`tokenize` each text, in order, streaming. `n_process` 1 stays in this process; 0
+        uses every usable core for spaCy, but stays in process for the regex kind, which is
+        about as fast as sending texts to workers and tokens back. Worker processes start only
+        for more than `POOL_MIN_TEXTS` texts; each gets this tokenizer (forked, or rebuilt from
+        its settings when spawned) and `batch_size` texts at a time, at most two batches per
+        worker in flight.
 
         >>> list(Tokenizer(TokenizerConfig(kind="regex")).pipe(["A b", "c"], n_process=1))
         [['a', 'b'], ['c']]
         """
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}.")
-        workers = n_process if n_process > 0 else _usable_cores()
+        workers = n_process if n_process > 0 else _usable_cores() if self.config.kind == "spacy" else 1
         stream = iter(texts)
         if workers <= 1:
             return map(self.tokenize, stream)
         head = list(itertools.islice(stream, POOL_MIN_TEXTS + 1))
         if len(head) <= POOL_MIN_TEXTS:
             return map(self.tokenize, head)
-        return _pooled(self.to_dict(), itertools.chain(head, stream), batch_size, workers)
+        return _pooled(self, itertools.chain(head, stream), batch_size, workers)
 
     def _truncate(self, tokens: list[str]) -> list[str]:
         limit = self.config.max_tokens
@@ -218,7 +225,10 @@ def _regex_split(lower: bool) -> Callable[[str], list[str]]:
     split (much faster than token by token; the same tokens but in contrived cases such as a
     Greek final sigma)."""
     findall = _regex().findall
-    return (lambda text: findall(text.lower())) if lower else findall
+
+    def split(text: str) -> list[str]:
+        return findall(_broken_runs(text.lower() if lower else text))
+    return split
 
 
 @functools.lru_cache(maxsize=1)
@@ -262,9 +272,11 @@ def _usable_cores() -> int:
 _worker_tokenizer: Tokenizer | None = None
 
 
-def _init_worker(settings: dict[str, Any]) -> None:
+def _init_worker(tokenizer: Tokenizer) -> None:
+    """A forked worker gets the caller's tokenizer as is (spaCy loaded, its cache warm); a
+    spawned one gets it pickled, i.e. rebuilt from its settings."""
     global _worker_tokenizer
-    _worker_tokenizer = Tokenizer.from_dict(settings)
+    _worker_tokenizer = tokenizer
 
 
 def _tokenize_batch(texts: list[str]) -> str:
@@ -280,19 +292,21 @@ def _unpack(packed: str) -> list[list[str]]:
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    """`fork` on Linux: workers start at once, with spaCy already imported (a spawned worker
-    spends seconds importing it). Elsewhere `spawn`; workers rebuild the tokenizer from its
-    settings either way."""
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return multiprocessing.get_context(method)
+    """`fork` on Linux when this process runs no other Python thread: workers start at once,
+    with spaCy already imported (a spawned worker spends seconds importing spaCy and torch,
+    which on 2 cores eats most of the gain). Otherwise `spawn`, as a lock held by another thread
+    (a progress bar's, say) could stay held forever in a forked child. Workers rebuild the
+    tokenizer from its settings either way."""
+    forkable = sys.platform.startswith("linux") and threading.active_count() == 1
+    return multiprocessing.get_context("fork" if forkable else "spawn")
 
 
-def _pooled(settings: dict[str, Any], texts: Iterator[str], batch_size: int,
+def _pooled(tokenizer: Tokenizer, texts: Iterator[str], batch_size: int,
             workers: int) -> Iterator[list[str]]:
     """Token lists of `texts` in order, from a pool of `workers` processes."""
     batches = iter(lambda: list(itertools.islice(texts, batch_size)), [])
     log.debug("tokenizing in %d processes, %d texts per batch", workers, batch_size)
-    with _mp_context().Pool(workers, _init_worker, (settings,)) as pool:
+    with _mp_context().Pool(workers, _init_worker, (tokenizer,)) as pool:
         pending: deque = deque()
         for batch in batches:
             pending.append(pool.apply_async(_tokenize_batch, (batch,)))
