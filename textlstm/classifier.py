@@ -93,6 +93,9 @@ class TextClassifier:
             _check_known(val[1], index, "validation data")
         counts = Counter(t for toks in tokens for t in toks)
         vocab, matrix = self._vocab_and_vectors(counts, vectors, callbacks)
+        if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
+            cfg.train.freeze = "never"  # random embeddings have nothing to protect
+            _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
         train_data = EncodedDataset.encode(tokens, vocab, labels, index)
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
         torch.manual_seed(cfg.train.seed)
