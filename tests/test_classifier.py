@@ -111,3 +111,18 @@ def test_unknown_labels_can_be_skipped_and_counted(fitted):
     clf, texts, labels = fitted
     report = clf.evaluate(texts[:3], ["pos", "neutral", "neutral"], skip_unknown=True)
     assert report["n"] == 1 and report["skipped_unknown_labels"] == {"neutral": 2}
+
+
+def test_resume_with_a_changed_vectors_file_is_refused(tmp_path):
+    from textlstm.errors import TrainingError
+    vec = tmp_path / "v.txt"
+    rng = np.random.default_rng(1)
+    write = lambda: vec.write_text("".join(f"{w} " + " ".join(f"{x:.4f}" for x in rng.normal(size=8)) + "\n"
+                                           for w in ["great", "bad", "film"]))
+    write()
+    texts, labels = POS + NEG, ["p"] * 6 + ["n"] * 6
+    TextClassifier(small_config(**{"train.epochs": 1})).fit(texts, labels, vectors=vec, checkpoint_dir=tmp_path / "ck")
+    vec.write_text(vec.read_text() + "story " + " ".join(["0.5"] * 8) + "\n")
+    with pytest.raises(TrainingError, match="vectors"):
+        TextClassifier(small_config(**{"train.epochs": 2})).fit(texts, labels, vectors=vec,
+                                                                checkpoint_dir=tmp_path / "ck", resume=True)

@@ -103,7 +103,7 @@ class TextClassifier:
                          torch.from_numpy(matrix) if matrix is not None else None)
         weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
-                       "vectors": cfg.embeddings.vectors, "model": cfg.to_dict()["model"]}
+                       "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
         start = time.perf_counter()
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=weights, checkpoint_dir=checkpoint_dir,
@@ -221,6 +221,14 @@ class TextClassifier:
         model.load_state_dict(art.tensors)
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model.eval(), art.meta
         return clf
+
+
+def _file_id(path: str | None) -> str | None:
+    """A vectors file as a resumed run must find it again: path, size and modification time."""
+    if path is None:
+        return None
+    st = Path(path).stat()
+    return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
 
 
 def _say(callbacks: list[Callback] | None, text: str) -> None:
