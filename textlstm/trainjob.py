@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifact import load_artifact
 from .classifier import TextClassifier
 from .config import Config
 from .corpora import DEFAULT_CORPUS
