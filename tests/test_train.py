@@ -10,7 +10,8 @@ from textlstm.config import ModelConfig, TrainConfig
 from textlstm.errors import TrainingError
 from textlstm.infer import predict_logits
 from textlstm.model import TextLSTM
-from textlstm.train import Callback, Trainer, TrainingInterrupted, class_weights_for, n_batches
+from textlstm.train import (Callback, Trainer, TrainingInterrupted, class_weights_for, effective_lr,
+                           n_batches)
 
 
 def toy_data(n=48, seed=0):
@@ -212,3 +213,20 @@ def test_inference_batches_cap_padded_tokens_so_one_huge_text_runs_alone():
     assert batches[0][0] == 300 and len(batches[0]) <= 2
     assert sorted(np.concatenate(batches).tolist()) == list(range(301))
     assert all(len(b) * lengths[b].max() <= 256 * 512 for b in batches[1:])
+
+
+@pytest.mark.parametrize("rule, batch, world, expected", [
+    ("none", 256, 1, 1e-3), ("linear", 256, 1, 4e-3), ("sqrt", 256, 1, 2e-3),
+    ("linear", 64, 4, 4e-3), ("sqrt", 16, 1, 5e-4)])
+def test_lr_scales_with_the_global_batch(rule, batch, world, expected):
+    cfg = TrainConfig(lr=1e-3, batch_size=batch, base_batch_size=64, lr_scaling=rule)
+    assert effective_lr(cfg, world) == pytest.approx(expected)
+
+
+def test_trainer_uses_the_scaled_lr_in_both_parameter_groups():
+    data = EncodedDataset([np.array([2, 3, 4])] * 8, np.array([0, 1] * 4))
+    model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=8, attention_dim=8), 5, 2)
+    cfg = TrainConfig(lr=1e-3, batch_size=128, lr_scaling="linear", embedding_lr_mult=0.5,
+                      schedule="constant", warmup=0.0)
+    trainer = Trainer(model, cfg, data, n_labels=2)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([2e-3, 1e-3])

@@ -63,6 +63,7 @@ class ModelConfig:
     pooling: str = "attention+max"  # any of attention, max, mean, last joined with '+'
     attention_dim: int = 64
     head_hidden: int = 0  # 0: linear head; >0: one hidden layer of this size
+    quantization: str = _choice("none", "dynamic-int8", default="none")  # applied on load (CPU inference)
 
 
 @dataclass
@@ -73,7 +74,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     l1: float = 0.0
     epochs: int = 8
-    batch_size: int = 64
+    batch_size: int = 64  # per process; under torchrun the global batch is batch_size * world size
+    lr_scaling: str = _choice("none", "linear", "sqrt", default="none")  # scale lr with the global batch
+    base_batch_size: int = 64  # the global batch size at which `lr` applies unscaled
     schedule: str = _choice("constant", "linear", "cosine", "onecycle", "plateau", default="cosine")
     warmup: float = 0.05  # share of all steps spent warming up (linear and cosine)
     clip_norm: float = 1.0  # 0: no clipping
@@ -157,7 +160,7 @@ class Config:
                 )
         positives = {"model.embedding_dim": m.embedding_dim, "model.hidden_size": m.hidden_size,
                      "model.num_layers": m.num_layers, "train.epochs": t.epochs,
-                     "train.batch_size": t.batch_size, "train.lr": t.lr,
+                     "train.batch_size": t.batch_size, "train.lr": t.lr, "train.base_batch_size": t.base_batch_size,
                      "train.bucket_chunk": t.bucket_chunk, "vocab.min_freq": self.vocab.min_freq}
         for key, value in positives.items():
             if value <= 0:

@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
+from . import distributed
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -71,9 +72,13 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when present; under torchrun each process takes its local rank's GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and distributed.launched():
+        device = torch.device("cuda", distributed.local_rank())
+    return device
 
 
 def setup_threads(threads: int) -> None:
@@ -109,17 +114,25 @@ def lr_factor(cfg: TrainConfig, total: int):
     return factor
 
 
-def make_optimizer(model: TextLSTM, cfg: TrainConfig) -> torch.optim.Optimizer:
+def effective_lr(cfg: TrainConfig, world_size: int = 1) -> float:
+    """`cfg.lr` scaled to the global batch (`batch_size * world_size`) relative to
+    `base_batch_size`: unchanged, linearly (Goyal et al. 2017) or by the square root."""
+    ratio = cfg.batch_size * world_size / cfg.base_batch_size
+    return cfg.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[cfg.lr_scaling]
+
+
+def make_optimizer(model: TextLSTM, cfg: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
     """Two parameter groups: the network (with weight decay) and the embeddings (their own
     LR multiplier, no decay, so pretrained vectors are not shrunk towards zero)."""
+    lr = cfg.lr if lr is None else lr
     emb = [model.embedding.weight]
     rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
-    groups = [{"params": rest, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
-              {"params": emb, "weight_decay": 0.0, "lr": cfg.lr * cfg.embedding_lr_mult}]
+    groups = [{"params": rest, "weight_decay": cfg.weight_decay, "lr": lr},
+              {"params": emb, "weight_decay": 0.0, "lr": lr * cfg.embedding_lr_mult}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return opt(groups, lr=cfg.lr)
+    return opt(groups, lr=lr)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int):
@@ -154,7 +167,14 @@ def _stop_on_signals(trainer: "Trainer") -> Iterator[None]:
 class Trainer:
     """Trains a `TextLSTM` in place; the best weights (by validation macro-F1) are loaded into
     the model at the end. Construct, then call `fit()`; `fit(resume=True)` continues from the
-    checkpoint in `checkpoint_dir`."""
+    checkpoint in `checkpoint_dir`.
+
+    Under torchrun every process builds the same global batches (`batch_size * world_size`
+    texts) and trains on its share through DistributedDataParallel; the loss is normalised by
+    the global batch, so the update equals a single process's on the whole batch. Validation
+    is split across ranks and gathered, so every rank takes the same early-stopping decisions;
+    only rank 0 reports progress and writes checkpoints.
+    """
 
     def __init__(self, model: TextLSTM, cfg: TrainConfig, train: EncodedDataset,
                  val: EncodedDataset | None = None, *, n_labels: int,
@@ -163,14 +183,22 @@ class Trainer:
         self.model, self.cfg, self.train_data, self.val_data = model, cfg, train, val
         self.n_labels = n_labels
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.fingerprint = fingerprint or {}
-        self.callbacks = callbacks or []
         self.device = resolve_device(cfg.device)
+        self.dist = distributed.join(self.device)
+        self.fingerprint = {**(fingerprint or {}),
+                            **({"world_size": self.dist.world_size} if self.dist.enabled else {})}
+        self.callbacks = (callbacks or []) if self.dist.is_main else []
         self.model.to(self.device)
+        self._net: nn.Module | None = None
+        self._net_frozen = False
+        self.class_weights = None if class_weights is None else class_weights.numpy()
         weight = class_weights.to(self.device) if class_weights is not None else None
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-        self.batches_per_epoch = n_batches(len(train), cfg.batch_size, cfg.bucket_chunk)
-        self.optimizer = make_optimizer(model, cfg)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing,
+                                           reduction="sum")
+        self.global_batch = cfg.batch_size * self.dist.world_size
+        self.batches_per_epoch = n_batches(len(train), self.global_batch, cfg.bucket_chunk)
+        self.lr = effective_lr(cfg, self.dist.world_size)
+        self.optimizer = make_optimizer(model, cfg, self.lr)
         self.scheduler = make_scheduler(self.optimizer, cfg, cfg.epochs * self.batches_per_epoch)
         self.amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -189,7 +217,11 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            torch.manual_seed(self.cfg.seed)
+            torch.manual_seed(self.cfg.seed + self.dist.rank)  # ranks draw different dropout masks
+        if self.lr != self.cfg.lr:
+            for cb in self.callbacks:
+                cb.on_info(f"learning rate {self.lr:.3g} ({self.cfg.lr_scaling} scaling of "
+                           f"{self.cfg.lr:.3g} to a global batch of {self.global_batch})")
         with _stop_on_signals(self):
             while self.state.epoch < self.cfg.epochs and not self.state.stopped_early:
                 self._run_epoch(self.state.epoch + 1)
@@ -219,30 +251,30 @@ class Trainer:
         self._set_frozen_for(epoch)
         rng = np.random.default_rng([cfg.seed, epoch])
         lengths = self.train_data.lengths
-        batches = bucket_batches(lengths, cfg.batch_size, cfg.bucket_chunk, rng)
+        batches = bucket_batches(lengths, self.global_batch, cfg.bucket_chunk, rng)
         for cb in self.callbacks:
             cb.on_epoch_start(epoch, len(batches), self.model.embeddings_frozen)
         start = time.perf_counter()
         self.model.train()
-        for step, (index, ids, lens, y) in enumerate(iterate(self.train_data, batches[s.step_in_epoch:]),
-                                                     start=s.step_in_epoch + 1):
-            loss = self._step(ids, lens, y, epoch, step, index)
+        for step, batch in enumerate(batches[s.step_in_epoch:], start=s.step_in_epoch + 1):
+            loss, tokens, stop = self._step(batch, epoch, step)
             s.partial_loss += loss
-            s.partial_tokens += int(lens.sum())
+            s.partial_tokens += tokens
             s.step_in_epoch, s.global_step = step, s.global_step + 1
             for cb in self.callbacks:
-                cb.on_step(epoch, step, loss, int(lens.sum()), self.optimizer.param_groups[0]["lr"])
+                cb.on_step(epoch, step, loss, tokens, self.optimizer.param_groups[0]["lr"])
             if cfg.eval_every and s.global_step % cfg.eval_every == 0 and step < len(batches):
                 self._validate(epoch, mid_epoch=True)
-            if self.stop_requested:
+            if stop or (self.stop_requested and not self.dist.enabled):  # ranks stop together
                 self._checkpoint()
                 raise TrainingInterrupted(
-                    f"Training stopped by {self.stop_requested} at epoch {epoch}, step {step}; "
-                    f"a checkpoint was saved. Continue with --resume.")
+                    f"Training stopped by {self.stop_requested or 'a signal to another process'} at "
+                    f"epoch {epoch}, step {step}; a checkpoint was saved. Continue with --resume.")
         seconds = time.perf_counter() - start
+        local = [distributed.shard(b, self.dist) for b in batches]
         record = {"epoch": epoch, "train_loss": s.partial_loss / max(1, len(batches)),
                   "lr": self.optimizer.param_groups[0]["lr"], "unfrozen": not self.model.embeddings_frozen,
-                  "padding_share": padding_share(batches, lengths), "seconds": seconds,
+                  "padding_share": padding_share([b for b in local if len(b)], lengths), "seconds": seconds,
                   "tokens_per_s": s.partial_tokens / seconds if seconds > 0 else 0.0}
         record.update(self._validate(epoch))
         s.history.append(record)
@@ -252,23 +284,48 @@ class Trainer:
             cb.on_epoch_end(record)
         self._checkpoint()
 
-    def _step(self, ids, lens, y, epoch: int, step: int, index) -> float:
+    def _network(self) -> nn.Module:
+        """What a step runs: the model, or DDP around it under torchrun — re-made when the
+        embeddings are frozen or unfrozen, as DDP fixes its trained parameters when built."""
+        frozen = self.model.embeddings_frozen
+        if self._net is None or self._net_frozen != frozen:
+            self._net, self._net_frozen = distributed.wrap(self.model, self.dist, self.device), frozen
+            self._net.train()
+        return self._net
+
+    def _normalizer(self, batch: np.ndarray) -> float:
+        """The global batch's size, or its summed class weights (as a weighted mean divides by)."""
+        if self.class_weights is None:
+            return float(len(batch))
+        return float(self.class_weights[self.train_data.labels[batch]].sum()) or 1.0
+
+    def _step(self, batch: np.ndarray, epoch: int, step: int) -> tuple[float, int, bool]:
+        """One update on a global batch, from this rank's share of it. Returns the batch's mean
+        loss and real tokens over all ranks, and whether any rank was asked to stop."""
+        local, weight = distributed.shard(batch, self.dist), 1.0
+        if len(local) == 0:  # fewer texts than ranks: step on one text with weight 0
+            local, weight = batch[:1], 0.0
+        _, ids, lens, y = next(iterate(self.train_data, [local]))
         ids, y = ids.to(self.device), y.to(self.device)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
         with autocast:
-            logits, _ = self.model(ids, lens)
-            loss = self.loss_fn(logits.float(), y)
+            logits, _ = self._network()(ids, lens)
+            loss = self.loss_fn(logits.float(), y) * (weight / self._normalizer(batch))
+            penalty = torch.zeros((), device=self.device)
             if self.cfg.l1:
-                loss = loss + self.cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters()
-                                                if p.dim() > 1 and n != "embedding.weight")
-        value = float(loss.detach())
+                penalty = self.cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters()
+                                            if p.dim() > 1 and n != "embedding.weight")
+        value, tokens, stops = distributed.all_sum(
+            [float(loss.detach()), float(lens.sum()) * weight, float(bool(self.stop_requested))], self.dist)
+        value += float(penalty.detach())
         if not math.isfinite(value):
             raise TrainingError(
                 f"Non-finite loss ({value}) at epoch {epoch}, step {step} (batch of examples "
-                f"{', '.join(map(str, index[:8]))}{', ...' if len(index) > 8 else ''}). The last "
+                f"{', '.join(map(str, batch[:8]))}{', ...' if len(batch) > 8 else ''}). The last "
                 "checkpoint is intact; lower train.lr or set train.clip_norm.")
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # DDP averages gradients over ranks; each rank's share of the global mean is scaled back up.
+        self.scaler.scale(loss * self.dist.world_size + penalty).backward()
         if self.cfg.clip_norm:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
@@ -276,13 +333,17 @@ class Trainer:
         self.scaler.update()
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
-        return value
+        return value, int(tokens), stops > 0
 
     # -- validation, early stopping, freezing ----------------------------------------------
     def _validate(self, epoch: int, mid_epoch: bool = False) -> dict[str, Any]:
         if self.val_data is None or len(self.val_data) == 0:
             return {}
-        logits, _ = predict_logits(self.model, self.val_data, 256, self.device)
+        data = self.val_data
+        if self.dist.enabled:  # each rank predicts its share; all ranks see all logits
+            data = data.subset(distributed.shard(np.arange(len(data)), self.dist))
+        logits, _ = predict_logits(self.model, data, 256, self.device)
+        logits = np.concatenate(distributed.gather(logits, self.dist))
         y = self.val_data.labels
         pred = logits.argmax(axis=1)
         loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
@@ -324,19 +385,25 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> None:
+        """Rank 0 writes; every rank's random state goes in, so each resumes its own."""
         if self.checkpoint_dir is None:
             return
         s = self.state
-        payload = {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "frozen": self.model.embeddings_frozen,
-            "best_weights": self.best_weights or {}, "fingerprint": self.fingerprint,
-            "state": {k: getattr(s, k) for k in TrainState.__dataclass_fields__},
-        }
-        if torch.cuda.is_available():
-            payload["cuda_rng"] = torch.cuda.get_rng_state_all()
-        save_checkpoint(self.checkpoint_dir, payload)
+        rngs = distributed.gather(torch.get_rng_state(), self.dist)
+        cuda = self.device.type == "cuda"
+        cuda_rngs = distributed.gather(torch.cuda.get_rng_state(self.device), self.dist) if cuda else []
+        if self.dist.is_main:
+            payload = {
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "torch_rng": rngs[0], "torch_rng_ranks": rngs, "frozen": self.model.embeddings_frozen,
+                "best_weights": self.best_weights or {}, "fingerprint": self.fingerprint,
+                "state": {k: getattr(s, k) for k in TrainState.__dataclass_fields__},
+            }
+            if cuda:
+                payload["cuda_rng_ranks"] = cuda_rngs
+            save_checkpoint(self.checkpoint_dir, payload)
+        distributed.barrier(self.dist)  # no rank moves on (or exits) before the file is complete
 
     def _restore(self) -> None:
         if self.checkpoint_dir is None:
@@ -348,8 +415,8 @@ class Trainer:
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["torch_rng"])
-        if "cuda_rng" in ck and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        torch.set_rng_state(ck.get("torch_rng_ranks", [ck["torch_rng"]])[self.dist.rank])
+        if ck.get("cuda_rng_ranks") and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["cuda_rng_ranks"][self.dist.rank], self.device)
         self.best_weights = ck["best_weights"] or None
         self.state = TrainState(**ck["state"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .classifier import TextClassifier
 from .config import Config
 from .corpora import DEFAULT_CORPUS
@@ -43,7 +44,7 @@ class TrainJob:
 @dataclass
 class TrainJobResult:
     classifier: TextClassifier
-    model_dir: Path
+    model_dir: Path | None  # None on the ranks other than 0 of a torchrun job: they save nothing
     evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -65,6 +66,8 @@ def run_train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None =
     clf = TextClassifier(cfg)
     clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
               resume=job.resume, callbacks=callbacks)
+    if not distributed.is_main_process():  # under torchrun rank 0 evaluates and saves
+        return TrainJobResult(clf, None)
     result = TrainJobResult(clf, job.out)
     if job.val is not None:
         result.evaluations["validation"] = evaluate_file(clf, job.val)

@@ -1,0 +1,93 @@
+"""`textlstm train` under torchrun with 2 CPU processes (gloo): the same result as one process
+trained on the same global batches, only rank 0 writes, and an interrupted distributed run
+resumes to exactly the weights of an uninterrupted one.
+
+Each torchrun launch spends ~10 s starting three Python processes that import torch."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.skipif(os.name != "posix" or not torch.distributed.is_available()
+                                or not torch.distributed.is_gloo_available(), reason="needs gloo on POSIX")
+
+TINY = ["model.hidden_size=8", "model.embedding_dim=8", "model.attention_dim=8", "train.threads=1",
+        "tokenizer.kind=regex", "data.val_split=0.2", "train.patience=0"]
+
+
+def write_corpus(path: Path, n: int) -> Path:
+    """`n` short sentences, odd-sized so the last global batch is uneven across ranks."""
+    rng = random.Random(0)
+    filler = "the a film movie story plot acting was is and it this".split()
+    cues = {"pos": "good great fine lovely superb nice warm".split(),
+            "neg": "bad awful dull boring poor weak flat".split()}
+    rows = []
+    for i in range(n):
+        label = ("neg", "pos")[i % 2]
+        words = rng.choices(filler, k=rng.randint(3, 12)) + [rng.choice(cues[label])]
+        rng.shuffle(words)
+        rows.append(f"{' '.join(words)}\t{label}\n")
+    path.write_text("text\tlabel\n" + "".join(rows), encoding="utf-8")
+    return path
+
+
+def command(data: Path, out: Path, settings: list[str], *extra: str, procs: int = 2) -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc-per-node={procs}"] if procs > 1 else [sys.executable]
+    sets = [arg for s in TINY + settings for arg in ("--set", s)]
+    return [*launcher, "-m", "textlstm.cli", "train", str(data), "--out", str(out), "--quiet",
+            *sets, *extra]
+
+
+def env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "TEXTLSTM_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1",
+            "COLUMNS": "500"}
+
+
+def run(cmd: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, env=env(tmp), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def max_diff(a: Path, b: Path) -> float:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+
+
+def test_two_processes_match_one_process_on_the_same_global_batches(tmp_path):
+    data = write_corpus(tmp_path / "train.tsv", 203)
+    settings = ["train.epochs=3", "model.dropout=0", "model.embedding_dropout=0"]
+    two = run(command(data, tmp_path / "two", settings, "--batch-size", "8"), tmp_path)
+    run(command(data, tmp_path / "one", settings, "--batch-size", "16", procs=1), tmp_path)
+    assert two.stdout.count("model saved to") == 1  # rank 0 reports and saves, rank 1 does not
+    assert max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "one", "train.tsv", "two"]
+
+
+def test_interrupted_distributed_run_resumes_to_the_same_weights(tmp_path):
+    data = write_corpus(tmp_path / "train.tsv", 1501)
+    settings = ["train.epochs=6", "model.dropout=0.2"]  # per-rank dropout masks must resume too
+    out, checkpoint = tmp_path / "R", tmp_path / "R.checkpoints" / "checkpoint.pt"
+    proc = subprocess.Popen(command(data, out, settings, "--batch-size", "8"), env=env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both ranks
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Continue with --resume" in err, err[-3000:]
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["fingerprint"]["world_size"] == 2 and len(state["torch_rng_ranks"]) == 2
+    assert not out.exists()
+    run(command(data, out, settings, "--batch-size", "8", "--resume"), tmp_path)
+    run(command(data, tmp_path / "U", settings, "--batch-size", "8"), tmp_path)
+    assert max_diff(out, tmp_path / "U") == 0.0
