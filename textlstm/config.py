@@ -54,7 +54,7 @@ class EmbeddingConfig:
 class ModelConfig:
     embedding_dim: int = 100
     embedding_dropout: float = 0.25
-    cell: str = _choice("lstm", "gru", default="lstm")
+    cell: str = _choice("lstm", "gru", "peephole", default="lstm")
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True

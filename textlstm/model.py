@@ -1,4 +1,5 @@
-"""The network: embedding, stacked (Bi)LSTM/GRU exact under padding, pooling, classifier head.
+"""The network: embedding, stacked (Bi)LSTM/GRU/peephole LSTM exact under padding, pooling,
+classifier head.
 
 Only `nn.Module`s live here: no loss, no file I/O, no device choice.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cells import PeepholeLSTM
 from .config import ModelConfig
 
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "peephole": PeepholeLSTM}
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
