@@ -1,6 +1,8 @@
 """Typed errors. The CLI turns any `TextLSTMError` into one line on stderr and exit code 1."""
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class TextLSTMError(Exception):
     """Base class for every error textlstm raises on bad input or bad state."""
@@ -22,8 +24,13 @@ class ModelFileError(TextLSTMError):
     """A model directory or checkpoint is missing, corrupt, unsafe or incompatible."""
 
 
-class NotFittedError(TextLSTMError, AttributeError):
-    """A method that needs a trained model was called before `fit`/`load`."""
+class TextInputError(DataError, ValueError):
+    """Texts passed to the library are not a 1-D sequence of strings, or do not fit the labels."""
+
+
+class NotFittedError(TextLSTMError, _SklearnNotFittedError):
+    """A method that needs a trained model was called before `fit`/`load`; it is also
+    scikit-learn's `NotFittedError` (a `ValueError` and an `AttributeError`)."""
 
 
 class TrainingError(TextLSTMError):

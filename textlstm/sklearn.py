@@ -17,14 +17,13 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from .classifier import TextClassifier
 from .config import Config, make_config, set_value
-from .errors import ConfigError, DataError, NotFittedError
+from .errors import ConfigError, NotFittedError, TextInputError
 from .train import Callback
 
 # Estimator parameter -> configuration key. None means "the preset's / default value".
@@ -34,14 +33,6 @@ SETTINGS = {
     "epochs": "train.epochs", "batch_size": "train.batch_size",
     "weight_decay": "train.weight_decay", "val_split": "data.val_split",
 }
-
-
-class TextInputError(DataError, ValueError):
-    """X or y cannot be used: not a 1-D list of texts, empty, unknown label type, one class."""
-
-
-class EstimatorNotFittedError(NotFittedError, SklearnNotFittedError):
-    """`predict` before `fit`; caught by `except sklearn.exceptions.NotFittedError` too."""
 
 
 class FitCallback(Callback):
@@ -176,7 +167,7 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classifier_"):
-            raise EstimatorNotFittedError(f"This {type(self).__name__} is not fitted yet: call "
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call "
                                           "fit(X, y) first.")
 
     def predict_log_proba(self, X: Iterable[str]) -> np.ndarray:
