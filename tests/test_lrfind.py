@@ -45,7 +45,7 @@ def test_lr_grows_exponentially_in_every_param_group(data, monkeypatch):
     np.testing.assert_allclose([main for main, _ in seen], expected, rtol=1e-9)
     np.testing.assert_allclose([emb for _, emb in seen], expected * 0.5, rtol=1e-9)
     assert not result.stopped_early and "reached the end" in result.reason
-    assert 1e-5 <= result.suggested_lr <= 1e-1 and 1e-5 <= result.min_loss_lr <= 1e-1
+    assert 1e-5 <= result.suggested_lr <= 1e-1 and 1e-5 <= result.steepest_lr <= 1e-1
     assert cfg.train.schedule == "cosine"  # the caller's config is left alone
 
 

@@ -7,7 +7,8 @@
 from .classifier import TextClassifier
 from .config import Config, make_config
 from .errors import TextLSTMError
+from .sklearn import TextLSTMClassifier
 from .vocab import Vocab
 
-__all__ = ["TextClassifier", "Config", "make_config", "TextLSTMError", "Vocab"]
+__all__ = ["TextClassifier", "TextLSTMClassifier", "Config", "make_config", "TextLSTMError", "Vocab"]
 __version__ = "0.1.0"
