@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -26,6 +27,7 @@ from .errors import DataError, NotFittedError
 from .infer import predict_logits, softmax
 from .metrics import evaluate as evaluate_predictions
 from .model import TextLSTM, expected_shapes
+from .quantize import float_state_dict, is_quantized, quantize_model
 from .tokenize import Tokenizer
 from .train import Callback, Trainer, class_weights_for, resolve_device, setup_threads
 from .vocab import Vocab
@@ -116,7 +118,28 @@ class TextClassifier:
                       "stopped_early": result.stopped_early, "padding_share": result.padding_share,
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
+                      "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
                       "coverage": getattr(self, "coverage_", None) and self.coverage_.summary()}
+        return self
+
+    def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
+                  callbacks: list[Callback] | None = None) -> "TextClassifier":
+        """Train the fitted model further on a data file with its own vocabulary and labels
+        (embeddings frozen, no validation: the last weights stay). Pruning uses this between
+        its steps; pruned weights stay zero because their masks stay in place."""
+        self._check_fitted()
+        if is_quantized(self.model_):
+            raise NotFittedError("A quantised model cannot be trained; fine-tune its float original.")
+        cfg = replace(self.config.train, epochs=epochs, lr=lr or self.config.train.lr, freeze="always",
+                      patience=0, eval_every=0)
+        corpus = load_corpus(data, self.config.data, self.tokenizer)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        _check_known(corpus.labels, index, f"fine-tuning data {data}")
+        train_data = EncodedDataset.encode(corpus.tokens, self.vocab_, corpus.labels, index)
+        weights = (self.meta_ or {}).get("class_weights")
+        Trainer(self.model_, cfg, train_data, None, n_labels=len(self.classes_), callbacks=callbacks,
+                class_weights=None if weights is None else torch.tensor(weights, dtype=torch.float32)).fit()
+        self.model_.eval()
         return self
 
     def _vocab_and_vectors(self, counts: Counter, vectors, callbacks):
@@ -208,7 +231,7 @@ class TextClassifier:
         """Write the model directory atomically (config.json, vocab.txt, model.safetensors)."""
         self._check_fitted()
         art = Artifact(config=self.config.to_dict(), labels=list(self.classes_), vocab=self.vocab_,
-                       tensors={k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+                       tensors={k: v.detach().cpu() for k, v in float_state_dict(self.model_).items()},
                        meta=self.meta_)
         return save_artifact(directory, art)
 
@@ -219,7 +242,10 @@ class TextClassifier:
         clf = cls(Config.from_dict(art.config, f"{directory}/config.json"))
         model = TextLSTM(clf.config.model, len(art.vocab), len(art.labels))
         model.load_state_dict(art.tensors)
-        clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model.eval(), art.meta
+        model = quantize_model(model.eval(), clf.config.model.quantization)  # "none": unchanged
+        if is_quantized(model):
+            clf.config.train.device = "cpu"  # PyTorch's int8 kernels run on the CPU only
+        clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf
 
 
