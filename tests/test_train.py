@@ -230,3 +230,15 @@ def test_trainer_uses_the_scaled_lr_in_both_parameter_groups():
                       schedule="constant", warmup=0.0)
     trainer = Trainer(model, cfg, data, n_labels=2)
     assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([2e-3, 1e-3])
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_model_setting_existed(tmp_path):
+    from dataclasses import asdict
+
+    from textlstm.checkpoint import check_fingerprint
+    current = {"labels": ["a", "b"], "model": asdict(ModelConfig())}
+    older = {"labels": ["a", "b"], "model": {k: v for k, v in current["model"].items() if k != "quantization"}}
+    check_fingerprint(older, current, tmp_path)  # the missing key had its default
+    changed = {**current, "model": {**current["model"], "hidden_size": 7}}
+    with pytest.raises(TrainingError, match="Cannot resume"):
+        check_fingerprint(older, changed, tmp_path)

@@ -1,6 +1,7 @@
 """Training checkpoints: written atomically, read with PyTorch's safe `weights_only` loader."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path, clean_stale_temps
+from .config import ModelConfig
 from .errors import ModelFileError, TrainingError
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,10 @@ def load_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: object) -> None:
-    """Refuse to resume when the vocabulary, labels, vectors or settings differ."""
+    """Refuse to resume when the vocabulary, labels, vectors or settings differ. A model setting
+    added after the checkpoint was written counts as its default (which the run then had)."""
+    if isinstance(saved.get("model"), dict):
+        saved = {**saved, "model": {**dataclasses.asdict(ModelConfig()), **saved["model"]}}
     diffs = [f"{k}: checkpoint has {saved.get(k)!r}, this run has {current.get(k)!r}"
              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
     if diffs:
