@@ -3,6 +3,7 @@ trained on the same global batches, only rank 0 writes, and an interrupted distr
 resumes to exactly the weights of an uninterrupted one.
 
 Each torchrun launch spends ~10 s starting three Python processes that import torch."""
+import json
 import os
 import random
 import signal
@@ -63,14 +64,26 @@ def max_diff(a: Path, b: Path) -> float:
     return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
 
 
+def write_vectors(path: Path) -> Path:
+    words = "the a film movie story plot acting was is and it this good great bad awful".split()
+    rng = random.Random(1)
+    path.write_text("".join(f"{w} {' '.join(f'{rng.gauss(0, 1):.4f}' for _ in range(8))}\n"
+                            for w in words), encoding="utf-8")
+    return path
+
+
 def test_two_processes_match_one_process_on_the_same_global_batches(tmp_path):
+    """With vectors the embeddings are frozen for epoch 1 and then trained: DDP is rebuilt."""
     data = write_corpus(tmp_path / "train.tsv", 203)
+    vectors = write_vectors(tmp_path / "vectors.txt")
     settings = ["train.epochs=3", "model.dropout=0", "model.embedding_dropout=0"]
-    two = run(command(data, tmp_path / "two", settings, "--batch-size", "8"), tmp_path)
-    run(command(data, tmp_path / "one", settings, "--batch-size", "16", procs=1), tmp_path)
+    two = run(command(data, tmp_path / "two", settings, "--batch-size", "8", "--vectors", str(vectors)), tmp_path)
+    run(command(data, tmp_path / "one", settings, "--batch-size", "16", "--vectors", str(vectors), procs=1), tmp_path)
     assert two.stdout.count("model saved to") == 1  # rank 0 reports and saves, rank 1 does not
     assert max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "one", "train.tsv", "two"]
+    history = json.loads((tmp_path / "two" / "config.json").read_text())["meta"]["history"]
+    assert [h["unfrozen"] for h in history] == [False, True, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "one", "train.tsv", "two", "vectors.txt"]
 
 
 def test_interrupted_distributed_run_resumes_to_the_same_weights(tmp_path):
