@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import ModelFileError
+
 log = logging.getLogger(__name__)
 
 _TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+$")
@@ -184,3 +186,12 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
             removed.append(entry)
             log.info("removed stale temporary %s", entry)
     return removed
+
+
+def check_output_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an output directory that is a file, or that holds results, unless `overwrite`:
+    nothing a user made is replaced by accident."""
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"--out {path} is a file; choose a directory.")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise ModelFileError(f"{path} already exists; pass --overwrite to replace it or choose another --out.")

@@ -93,17 +93,8 @@ class TextClassifier:
         index = {c: i for i, c in enumerate(classes)}
         if val is not None:
             _check_known(val[1], index, "validation data")
-        counts = Counter(t for toks in tokens for t in toks)
-        vocab, matrix = self._vocab_and_vectors(counts, vectors, callbacks)
-        if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
-            cfg.train.freeze = "never"  # random embeddings have nothing to protect
-            _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
-        train_data = EncodedDataset.encode(tokens, vocab, labels, index)
+        vocab, train_data, model, weights = self.prepare_training(tokens, labels, classes, vectors, callbacks)
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
-        torch.manual_seed(cfg.train.seed)
-        model = TextLSTM(cfg.model, len(vocab), len(classes),
-                         torch.from_numpy(matrix) if matrix is not None else None)
-        weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
                        "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
         start = time.perf_counter()
@@ -121,6 +112,24 @@ class TextClassifier:
                       "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
                       "coverage": getattr(self, "coverage_", None) and self.coverage_.summary()}
         return self
+
+    def prepare_training(self, tokens: Sequence[Sequence[str]], labels: Sequence[str],
+                         classes: list[str], vectors=None, callbacks: list[Callback] | None = None):
+        """What a training run with these settings starts from: the vocabulary (and vectors) of
+        the training tokens, the encoded training data, a freshly seeded model and the class
+        weights (None unless `train.class_weights = "balanced"`)."""
+        cfg = self.config
+        counts = Counter(t for toks in tokens for t in toks)
+        vocab, matrix = self._vocab_and_vectors(counts, vectors, callbacks)
+        if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
+            cfg.train.freeze = "never"  # random embeddings have nothing to protect
+            _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
+        train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
+        torch.manual_seed(cfg.train.seed)
+        model = TextLSTM(cfg.model, len(vocab), len(classes),
+                         torch.from_numpy(matrix) if matrix is not None else None)
+        weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
+        return vocab, train_data, model, weights
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
                   callbacks: list[Callback] | None = None) -> "TextClassifier":

@@ -22,6 +22,7 @@ import safetensors.torch
 from rich.table import Table
 from torch import nn
 
+from .atomic import check_output_dir
 from .batching import EncodedDataset
 from .classifier import TextClassifier, _check_known
 from .corpus import load_corpus
@@ -128,10 +129,7 @@ def _file_bytes(model: nn.Module) -> int:
 
 
 def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ModelFileError(f"--out {out} is a file; choose a directory.")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ModelFileError(f"{out} already exists; pass --overwrite to replace it or choose another --out.")
+    check_output_dir(out, overwrite)
     if out.resolve() == model_dir.resolve():
         raise ModelFileError(f"--out {out} is the model being compressed; write the result elsewhere.")
 

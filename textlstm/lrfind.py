@@ -15,23 +15,19 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from .batching import EncodedDataset
 from .classifier import TextClassifier
 from .config import Config
 from .corpus import load_corpus
 from .data import label_order
 from .errors import ConfigError, DataError, TrainingError
-from .model import TextLSTM
 from .tokenize import Tokenizer
-from .train import Callback, Trainer, TrainingInterrupted, class_weights_for, n_batches
+from .train import Callback, Trainer, TrainingInterrupted, n_batches
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, lr, smoothed loss)
 
@@ -141,17 +137,8 @@ def _prepare(cfg: Config, data: Path, vectors, callbacks):
     classes = label_order(set(corpus.labels))
     if len(classes) < 2:
         raise DataError(f"lr-find needs at least two classes; {data} has {classes or 'no labels'}.")
-    counts = Counter(t for toks in corpus.tokens for t in toks)
-    vocab, matrix = TextClassifier(cfg)._vocab_and_vectors(counts, vectors, callbacks)
-    if matrix is None and cfg.train.freeze != "never":
-        cfg.train.freeze = "never"  # random embeddings have nothing to protect
-    index = {c: i for i, c in enumerate(classes)}
-    train_data = EncodedDataset.encode(corpus.tokens, vocab, corpus.labels, index)
-    torch.manual_seed(cfg.train.seed)
-    model = TextLSTM(cfg.model, len(vocab), len(classes),
-                     torch.from_numpy(matrix) if matrix is not None else None)
-    weights = (class_weights_for(train_data.labels, len(classes))
-               if cfg.train.class_weights == "balanced" else None)
+    _, train_data, model, weights = TextClassifier(cfg).prepare_training(
+        corpus.tokens, corpus.labels, classes, vectors, callbacks)
     return model, train_data, len(classes), weights
 
 
@@ -173,9 +160,9 @@ def suggest(lrs: list[float], losses: list[float], start: float, end: float) -> 
 
 def plot_lr_find(result: LRFindResult, path: str | os.PathLike) -> Path:
     """Loss against LR (log scale), the suggestion and the min-loss/10 LR marked."""
-    from .metrics import _new_figure, _save
+    from .metrics import new_figure, save_figure
 
-    fig = _new_figure(7, 4.5)
+    fig = new_figure(7, 4.5)
     ax = fig.add_subplot()
     ax.plot(result.lrs, result.raw_losses, color="C0", alpha=0.25, linewidth=1, label="loss per step")
     ax.plot(result.lrs, result.losses, color="C0", linewidth=2, label="smoothed loss")
@@ -192,7 +179,7 @@ def plot_lr_find(result: LRFindResult, path: str | os.PathLike) -> Path:
     ax.set_title(f"LR range test: {len(result.lrs)} steps" + (" (stopped early)" if result.stopped_early else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 class RangeTestProgress:

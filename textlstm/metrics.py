@@ -97,7 +97,7 @@ def write_json(report: dict[str, Any], path: str | os.PathLike) -> None:
     atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
-def _new_figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
     # The object API keeps pyplot's global state (and any GUI backend) out of library code.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -107,7 +107,7 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: str | os.PathLike) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -123,7 +123,7 @@ def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     size = 2.5 + 0.45 * len(labels)
-    fig = _new_figure(size + 1.2, size)
+    fig = new_figure(size + 1.2, size)
     ax = fig.add_subplot()
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, label="share of the true class")
@@ -138,7 +138,7 @@ def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
             for j in ticks:
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=9,
                         color="white" if shares[i, j] > 0.5 else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _series(history: list[dict], key: str) -> tuple[list, list]:
@@ -162,7 +162,7 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
         raise ValueError("plot_history needs at least one epoch of history.")
     from matplotlib.ticker import MaxNLocator
 
-    fig = _new_figure(10, 4)
+    fig = new_figure(10, 4)
     losses, scores = fig.subplots(1, 2)
     for ax, keys, title in ((losses, ("train_loss", "val_loss"), "loss"),
                             (scores, ("val_accuracy", "val_macro_f1"), "validation")):
@@ -180,4 +180,4 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
             ax.axvline(unfrozen, color="grey", linestyle="--", label="embeddings unfrozen")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -28,11 +28,11 @@ import numpy as np
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, ParameterGrid, ParameterSampler, PredefinedSplit, StratifiedKFold
 
-from .atomic import remove_path
+from .atomic import check_output_dir, remove_path
 from .classifier import TextClassifier
 from .config import Config, load_toml, set_value
 from .data import read_dataset
-from .errors import ConfigError, DataError, ModelFileError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .sklearn import FitCallback, TextLSTMClassifier
 from .train import Callback
 
@@ -161,11 +161,7 @@ def _splitter(job: SearchJob, labels: list[str], n_val: int, seed: int):
 
 
 def _check_out(job: SearchJob) -> None:
-    if job.out.exists() and not job.out.is_dir():
-        raise ModelFileError(f"--out {job.out} is a file; give a directory.")
-    if job.out.exists() and any(job.out.iterdir()) and not job.overwrite:
-        raise ModelFileError(f"{job.out} already exists; pass --overwrite to replace its results "
-                             "or choose another --out.")
+    check_output_dir(job.out, job.overwrite)
 
 
 def run_search(cfg: Config, job: SearchJob, callbacks: list[Callback] | None = None) -> SearchResult:

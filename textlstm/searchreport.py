@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from .atomic import atomic_write_text
-from .metrics import _new_figure, _save
+from .metrics import new_figure, save_figure
 
 if TYPE_CHECKING:
     from .search import SearchJob, SearchResult
@@ -58,7 +58,7 @@ def results_csv(result: "SearchResult") -> str:
 def plot_results(result: "SearchResult", path: str | Path) -> Path:
     """Mean macro-F1 ± std per setting, best at the top."""
     trials = result.trials
-    fig = _new_figure(8, 1.4 + 0.4 * len(trials))
+    fig = new_figure(8, 1.4 + 0.4 * len(trials))
     ax = fig.add_subplot()
     ys = list(range(len(trials)))[::-1]
     for y, t in zip(ys, trials):
@@ -70,7 +70,7 @@ def plot_results(result: "SearchResult", path: str | Path) -> Path:
     ax.set_xlabel(f"macro-F1, mean ± std over {result.n_splits} fold(s)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"textlstm search: {len(trials)} settings, best in red")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _toml_value(value: Any) -> str:

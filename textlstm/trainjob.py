@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
+from .atomic import check_output_dir
 from .classifier import TextClassifier
 from .config import Config
 from .corpora import DEFAULT_CORPUS
 from .data import read_dataset
-from .errors import ModelFileError
 from .train import Callback
 
 
@@ -48,12 +48,6 @@ class TrainJobResult:
     evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _check_out(job: TrainJob) -> None:
-    if job.out.exists() and any(job.out.iterdir()) and not job.overwrite:
-        raise ModelFileError(f"{job.out} already exists; pass --overwrite to replace it "
-                             "or choose another --out.")
-
-
 def evaluate_file(clf: TextClassifier, path: Path) -> dict[str, Any]:
     d = clf.config.data
     examples, _ = read_dataset(path, format=d.format, text_field=d.text_field, label_field=d.label_field,
@@ -62,7 +56,7 @@ def evaluate_file(clf: TextClassifier, path: Path) -> dict[str, Any]:
 
 
 def run_train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None = None) -> TrainJobResult:
-    _check_out(job)
+    check_output_dir(job.out, job.overwrite)
     clf = TextClassifier(cfg)
     clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
               resume=job.resume, callbacks=callbacks)
