@@ -4,19 +4,11 @@ import pytest
 from typer.testing import CliRunner
 
 from textlstm.cli import app
+from helpers import ROWS, write_tsv
 
 runner = CliRunner()
-ROWS = [("a wonderful warm film", "positive"), ("great acting and a great story", "positive"),
-        ("I loved every minute", "positive"), ("brilliant and moving", "positive"),
-        ("a dull boring mess", "negative"), ("awful acting and a bad story", "negative"),
-        ("I hated every minute", "negative"), ("tedious and flat", "negative")]
 FAST = ["--set", "model.hidden_size=8", "--set", "model.embedding_dim=8", "--set", "train.epochs=2",
         "--set", "train.threads=1", "--set", "tokenizer.kind=regex"]
-
-
-def write_tsv(path, rows):
-    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,16 @@ from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError
 from textlstm.lrfind import lr_find, suggest
+from helpers import ROWS, write_tsv
 
 runner = CliRunner()
-ROWS = [("a wonderful warm film", "positive"), ("great acting and a great story", "positive"),
-        ("I loved every minute", "positive"), ("brilliant and moving", "positive"),
-        ("a dull boring mess", "negative"), ("awful acting and a bad story", "negative"),
-        ("I hated every minute", "negative"), ("tedious and flat", "negative")]
 SMALL = ["model.hidden_size=8", "model.embedding_dim=8", "model.attention_dim=8", "train.threads=1",
          'tokenizer.kind="regex"', "train.batch_size=4"]
 
 
 @pytest.fixture
 def data(tmp_path):
-    path = tmp_path / "train.tsv"
-    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in ROWS * 3))
-    return path
+    return write_tsv(tmp_path / "train.tsv", ROWS * 3)
 
 
 def test_lr_grows_exponentially_in_every_param_group(data, monkeypatch):

@@ -10,20 +10,12 @@ from textlstm.config import Config, make_config
 from textlstm.errors import ConfigError
 from textlstm.search import candidates, check_candidates, load_grid
 from textlstm.searchreport import config_toml
+from helpers import ROWS, write_tsv
 
 runner = CliRunner()
-ROWS = [("a wonderful warm film", "positive"), ("great acting and a great story", "positive"),
-        ("I loved every minute", "positive"), ("brilliant and moving", "positive"),
-        ("a dull boring mess", "negative"), ("awful acting and a bad story", "negative"),
-        ("I hated every minute", "negative"), ("tedious and flat", "negative")]
 FAST = ["--set", "model.embedding_dim=8", "--set", "model.attention_dim=8", "--set", "train.threads=1",
         "--set", "tokenizer.kind=regex", "--set", "data.val_split=0", "--quiet"]
 GRID = '"model.hidden_size" = [4, 8]\n[train]\nlr = [0.01, 0.05]\nepochs = 2\n'
-
-
-def write_tsv(path, rows):
-    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
-    return path
 
 
 @pytest.fixture(scope="module")

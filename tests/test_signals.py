@@ -8,7 +8,6 @@ on 1,500 generated sentences, under a second per epoch; six of them run here.
 """
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -26,27 +25,13 @@ from textlstm.config import ModelConfig, TrainConfig, make_config
 from textlstm.model import TextLSTM
 from textlstm.train import Callback, Trainer, TrainingInterrupted
 from textlstm.trainjob import TrainJob, run_train_job
+from helpers import write_corpus
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
 SETTINGS = ["model.hidden_size=8", "model.embedding_dim=8", "model.attention_dim=8",
             "train.epochs=2", "train.batch_size=8", "train.threads=1", "tokenizer.kind=regex"]
 STALE = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]+$")
-
-
-def write_corpus(path: Path, n: int = 1500) -> Path:
-    rng = random.Random(0)
-    filler = "the a film movie story plot acting was is and it this".split()
-    cues = {"pos": "good great fine lovely superb nice warm".split(),
-            "neg": "bad awful dull boring poor weak flat".split()}
-    rows = []
-    for i in range(n):
-        label = ("neg", "pos")[i % 2]
-        words = rng.choices(filler, k=rng.randint(3, 8)) + [rng.choice(cues[label])]
-        rng.shuffle(words)
-        rows.append(f"{' '.join(words)}\t{label}\n")
-    path.write_text("text\tlabel\n" + "".join(rows), encoding="utf-8")
-    return path
 
 
 class Runs:
