@@ -67,9 +67,11 @@ def lstm_flops_per_token(emb: int, hidden: int, layers: int = 1, directions: int
     return directions * sum(8 * hidden * (i + hidden) for i in inputs)
 
 
-def gemm_gflops(size: int = 1024, rounds: int = 5, reps: int = 10) -> float:
-    """Best of `rounds` of `reps` float32 `size`² matmuls: the ceiling for the recurrent math."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def gemm_gflops(size: int = 1024, rounds: int = 5, reps: int = 10,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Best of `rounds` of `reps` `size`² matmuls: the ceiling for the recurrent math (float32,
+    the issue's yardstick; bfloat16 too, the type textlstm's mixed precision computes in)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(rounds):
@@ -117,30 +119,29 @@ def count_positions(encoder: nn.Module) -> dict[str, int]:
 
 def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
                    s: Settings) -> dict:
-    from textlstm.batching import EncodedDataset, bucket_batches, collate, padding_share
+    """textlstm's own training step (`Trainer.train_step`: the preset's optimiser, clipping,
+    schedule and mixed precision), with the embeddings trainable (as after unfreezing)."""
+    from textlstm.batching import EncodedDataset, bucket_batches, padding_share
     from textlstm.config import make_config
     from textlstm.infer import predict_logits
     from textlstm.model import TextLSTM
+    from textlstm.train import Trainer
 
     cfg = make_config(preset=preset)
+    cfg.train.batch_size, cfg.train.threads = s.batch_size, s.threads
     data = EncodedDataset(ids, y)
     torch.manual_seed(SEED)
     model = TextLSTM(cfg.model, vocab_size, n_labels).train()
     positions = count_positions(model.encoder)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+    trainer = Trainer(model, cfg.train, data, n_labels=n_labels)
     rng = np.random.default_rng(SEED)
     batches = bucket_batches(data.lengths, s.batch_size, cfg.train.bucket_chunk, rng)
     batches = [batches[i % len(batches)] for i in range(s.warmup + s.steps)]
 
     def step(i: int) -> tuple[int, int]:
-        tokens, lengths = collate([ids[j] for j in batches[i]])
-        logits, _ = model(tokens, lengths)
-        loss = nn.functional.cross_entropy(logits, torch.from_numpy(y[batches[i]]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _, tokens, _ = trainer.train_step(batches[i], 1, i + 1)
         before, positions["n"] = positions["n"], 0
-        return int(lengths.sum()), before
+        return tokens, before
 
     out = timed_steps(step, s)
     positions["n"] = 0
@@ -148,7 +149,8 @@ def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labe
         predict_logits(model, data, batch_size=256)
     timed = batches[s.warmup:]
     return out | {"padding_share": padding_share(timed, data.lengths), "infer_s": t["s"],
-                  "infer_positions": positions["n"]}
+                  "infer_positions": positions["n"],
+                  "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "float32"}
 
 
 def bench_tutorial(ids: torch.Tensor, y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
@@ -209,7 +211,7 @@ def bench_dataset(dataset: str, s: Settings, data_dir: Path, notes: list[str]) -
 
 def summarize(r: dict, flops: int, n_docs: int, batch_size: int) -> dict:
     sec, isec = r["seconds"], r["infer_s"]
-    return {"batch_size": batch_size, "padding_share": r["padding_share"],
+    return {"precision": r.get("amp", "float32"), "batch_size": batch_size, "padding_share": r["padding_share"],
             "train_real_tokens_per_s": r["real_tokens"] / sec,
             "train_processed_positions_per_s": r["recurrent_positions"] / sec,
             "train_recurrent_gflops": 3 * flops * r["recurrent_positions"] / sec / 1e9,
@@ -281,16 +283,18 @@ def report(res: dict) -> None:
     for dataset, systems in res["training"].items():
         for system, r in systems.items():
             if "error" in r:
-                rows.append([dataset, system, "error", *[""] * 7])
+                rows.append([dataset, system, "error", *[""] * 8])
                 continue
-            rows.append([dataset, system, r["batch_size"], fmt(100 * r["padding_share"]),
+            rows.append([dataset, system, r["precision"], r["batch_size"], fmt(100 * r["padding_share"]),
                          fmt(r["train_real_tokens_per_s"], 0), fmt(r["train_processed_positions_per_s"], 0),
                          fmt(r["train_recurrent_gflops"]), fmt(100 * r["train_recurrent_gflops"] / gemm, 0),
+                         fmt(100 * r["train_recurrent_gflops"] / res["gemm_bf16_gflops"], 0),
                          fmt(r["infer_docs_per_s"], 0), fmt(r["infer_recurrent_gflops"])])
     print_table("Training and inference (model only, no tokenization)",
-                ["data set", "system", "batch", "padding %", "train real tok/s", "LSTM pos/s",
-                 "train GFLOP/s", "% of GEMM", "infer docs/s", "infer GFLOP/s"], rows)
-    other = [["GEMM", "float32 1024² matmul, best of 5×10 (start and end)", f"{gemm:,.1f} GFLOP/s"]]
+                ["data set", "system", "precision", "batch", "padding %", "train real tok/s", "LSTM pos/s",
+                 "train GFLOP/s", "% of f32 GEMM", "% of bf16 GEMM", "infer docs/s", "infer GFLOP/s"], rows)
+    other = [["GEMM", "float32 1024² matmul, best of 5×10 (start and end)", f"{gemm:,.1f} GFLOP/s"],
+             ["GEMM", "bfloat16 1024² matmul, the same", f"{res['gemm_bf16_gflops']:,.1f} GFLOP/s"]]
     for kind, r in res["tokenization"].items():
         value = r["error"] if "error" in r else f"{r['tokens_per_s']:,.0f} tokens/s ({r['docs_per_s']:,.0f} docs/s)"
         other.append(["tokenizer", f"{kind}, one process", value])
@@ -324,7 +328,8 @@ def main() -> None:
     res: dict = {"date": today(), "machine": machine_info(), "settings": vars(s),
                  "flops_formula": "forward recurrent FLOPs per token = directions * sum over layers of "
                                   "8*H*(I+H); training step = 3x forward; divided by whole-step time",
-                 "gemm_gflops": gemm_gflops()}  # measured again at the end; the best counts
+                 "gemm_gflops": gemm_gflops(),  # measured again at the end; the best counts
+                 "gemm_bf16_gflops": gemm_gflops(dtype=torch.bfloat16)}
     res["training"] = {d: bench_dataset(d, s, args.data_dir, notes) for d in ("imdb", "sst2")}
     for d, systems in res["training"].items():
         notes += [f"{d} {name}: {r['error']}" for name, r in systems.items() if "error" in r]
@@ -334,6 +339,7 @@ def main() -> None:
                                                                              "regex": tokenization}
     res["startup"] = guarded("load_corpus start-up", lambda: bench_startup(args.data_dir, s.startup_docs), notes)
     res["gemm_gflops"] = max(res["gemm_gflops"], gemm_gflops())
+    res["gemm_bf16_gflops"] = max(res["gemm_bf16_gflops"], gemm_gflops(dtype=torch.bfloat16))
     res["notes"] = notes
     report(res)
     if args.json:

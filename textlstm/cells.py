@@ -85,8 +85,10 @@ def _scan_backward(dhs: torch.Tensor, dc_last: torch.Tensor, gates: torch.Tensor
 class _PeepholeScan(torch.autograd.Function):
     """`(xw, w_hh, peep)` → `(hs, c_last)`, with the hand-written backward above."""
 
+    # Under autocast (train.amp) the scan runs in float32 on either device.
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(ctx, xw, w_hh, peep):
         hs, gates, cells, tanh_c = _scan_forward(xw, w_hh, peep)
         ctx.save_for_backward(hs, gates, cells, tanh_c, w_hh, peep)
@@ -94,6 +96,7 @@ class _PeepholeScan(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
+    @torch.amp.custom_bwd(device_type="cpu")
     @torch.autograd.function.once_differentiable
     def backward(ctx, dhs, dc_last):
         hs, gates, cells, tanh_c, w_hh, peep = ctx.saved_tensors

@@ -92,7 +92,7 @@ class TrainConfig:
     deterministic: bool = False
     threads: int = 0  # 0: all cores
     device: str = "auto"
-    amp: bool = False  # mixed precision on CUDA
+    amp: bool = False  # mixed precision: bfloat16 on a CPU that has it natively, float16 on CUDA
 
 
 SECTIONS: dict[str, type] = {
