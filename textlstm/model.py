@@ -10,6 +10,7 @@ from torch import nn
 
 from .cells import PeepholeLSTM
 from .config import ModelConfig
+from .directions import run_directions
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "peephole": PeepholeLSTM}
 
@@ -31,7 +32,8 @@ class Encoder(nn.Module):
     it is: padding comes after the real tokens, so it cannot reach them. The backward one reads
     each sequence reversed within its length, so it too starts on real tokens. This keeps the
     fused CPU kernels (oneDNN), which are several times faster for training than packed
-    sequences, while a batch still gives the same outputs as its texts one by one. With
+    sequences, while a batch still gives the same outputs as its texts one by one. The two
+    directions run side by side on two threads (`directions.py`). With
     `residual`, each layer's input is added to its output (projected where sizes differ).
     """
 
@@ -59,10 +61,9 @@ class Encoder(nn.Module):
         finals = []
         for i, (directions, proj) in enumerate(zip(self.layers, self.projections)):
             inp = self.dropout(x) if i > 0 else x
+            seq_ins = [inp if d == 0 else reverse_within_length(inp, lengths) for d in range(len(directions))]
             outs, finals = [], []
-            for d, rnn in enumerate(directions):
-                seq_in = inp if d == 0 else reverse_within_length(inp, lengths)
-                out, _ = rnn(seq_in)  # (batch, seq, hidden)
+            for d, out in enumerate(run_directions(directions, seq_ins)):  # (batch, seq, hidden)
                 finals.append(out.gather(1, last_index.expand(-1, 1, out.shape[2])).squeeze(1))
                 outs.append(out if d == 0 else reverse_within_length(out, lengths))
             out = torch.cat(outs, dim=-1)  # (batch, seq, directions*hidden)

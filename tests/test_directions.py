@@ -1,0 +1,91 @@
+"""The two directions of a layer side by side on two threads give what they give in turn."""
+import pytest
+import torch
+from torch import nn
+
+from textlstm import directions
+from textlstm.config import ModelConfig
+from textlstm.model import TextLSTM
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def serial(monkeypatch):
+    monkeypatch.setattr(directions, "_parallel_ok", lambda inputs: False)
+
+
+def forward_backward(model, ids, lengths, y):
+    model.zero_grad(set_to_none=True)
+    logits, _ = model(ids, lengths)
+    nn.functional.cross_entropy(logits, y).backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole"])
+def test_side_by_side_equals_in_turn_forward_and_backward(cell, two_threads, monkeypatch):
+    torch.manual_seed(0)
+    model = TextLSTM(ModelConfig(hidden_size=16, embedding_dim=8, attention_dim=8, num_layers=2,
+                                 residual=True, cell=cell, dropout=0.0, embedding_dropout=0.0),
+                     vocab_size=30, n_labels=3)
+    ids = torch.randint(1, 30, (5, 9))
+    lengths = torch.tensor([9, 7, 4, 1, 9])
+    ids[torch.arange(9)[None, :] >= lengths[:, None]] = 0
+    y = torch.tensor([0, 1, 2, 1, 0])
+    calls = []
+    original = directions._TwoDirections.apply
+    monkeypatch.setattr(directions._TwoDirections, "apply", lambda *a: calls.append(1) or original(*a))
+    logits, grads = forward_backward(model, ids, lengths, y)
+    assert len(calls) == 2  # both layers ran side by side
+    serial(monkeypatch)
+    ref_logits, ref_grads = forward_backward(model, ids, lengths, y)
+    torch.testing.assert_close(logits, ref_logits, atol=1e-6, rtol=1e-5)
+    assert grads.keys() == ref_grads.keys() and "encoder.layers.0.1.weight_hh_l0" in grads \
+        or cell == "peephole"
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(grads[name], g, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_gradcheck_through_the_two_directions(two_threads):
+    torch.manual_seed(0)
+    rnns = [nn.LSTM(3, 4, batch_first=True).double() for _ in range(2)]
+    xs = [torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    params = [p for r in rnns for p in r.parameters()]
+
+    def f(x0, x1, *ps):
+        return directions._TwoDirections.apply(tuple(rnns), len(ps), x0, x1, *ps)
+    assert torch.autograd.gradcheck(f, (*xs, *params))
+
+
+def test_inference_and_frozen_inputs_take_the_same_path(two_threads, monkeypatch):
+    torch.manual_seed(0)
+    model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2).eval()
+    ids, lengths = torch.randint(1, 20, (3, 6)), torch.tensor([6, 6, 6])
+    with torch.inference_mode():
+        fast, _ = model(ids, lengths)
+    serial(monkeypatch)
+    with torch.inference_mode():
+        ref, _ = model(ids, lengths)
+    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_one_thread_runs_the_directions_in_turn(monkeypatch):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setattr(directions, "_executor", lambda: pytest.fail("no helper thread with 1 thread"))
+        model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2)
+        model(torch.randint(1, 20, (2, 5)), torch.tensor([5, 3]))[0].sum().backward()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_callers_thread_count_is_restored(two_threads):
+    model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2)
+    model(torch.randint(1, 20, (2, 5)), torch.tensor([5, 3]))[0].sum().backward()
+    assert torch.get_num_threads() == 2
