@@ -126,3 +126,35 @@ def test_resume_with_a_changed_vectors_file_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="vectors"):
         TextClassifier(small_config(**{"train.epochs": 2})).fit(texts, labels, vectors=vec,
                                                                 checkpoint_dir=tmp_path / "ck", resume=True)
+
+
+def test_unseen_vector_words_join_the_vocabulary_with_their_vectors(tmp_path):
+    vec = tmp_path / "v.txt"
+    words = ["great", "bad", "splendid", "dreadful", "zesty"]  # the last three are not in training
+    rng = np.random.default_rng(0)
+    vec.write_text("".join(f"{w} " + " ".join(f"{x:.4f}" for x in rng.normal(size=8)) + "\n" for w in words))
+    texts, labels = POS + NEG, ["p"] * 6 + ["n"] * 6
+    plain = TextClassifier(small_config(**{"train.epochs": 1})).fit(texts, labels, vectors=vec)
+    assert "splendid" not in plain.vocab_
+    clf = TextClassifier(small_config(**{"train.epochs": 3, "vocab.unseen_vector_words": "true"})).fit(
+        texts, labels, vectors=vec)
+    assert clf.vocab_.itos[-3:] == ["dreadful", "splendid", "zesty"]  # after the training words, sorted
+    assert clf.vocab_.itos[:len(plain.vocab_)] == plain.vocab_.itos
+    for i, w in enumerate(words):
+        if w in ("splendid", "dreadful", "zesty"):  # never in a batch: still exactly the file's vector
+            line = vec.read_text().splitlines()[i].split()[1:]
+            assert np.array_equal(clf.model_.embedding.weight[clf.vocab_[w]].detach().numpy(),
+                                  np.array(line, dtype=np.float32))
+    assert clf.encode(["a splendid film"]).ids[0][1] == clf.vocab_["splendid"] != 1  # not <unk>
+    # kept with the model
+    clf.save(tmp_path / "m")
+    assert TextClassifier.load(tmp_path / "m").vocab_.itos == clf.vocab_.itos
+
+
+def test_unseen_vector_words_respect_max_size(tmp_path):
+    vec = tmp_path / "v.txt"
+    vec.write_text("".join(f"w{i} " + " ".join(["0.5"] * 8) + "\n" for i in range(50)))
+    cfg = small_config(**{"train.epochs": 1, "vocab.unseen_vector_words": "true", "vocab.max_size": 30})
+    clf = TextClassifier(cfg).fit(POS + NEG, ["p"] * 6 + ["n"] * 6, vectors=vec)
+    assert len(clf.vocab_) == 32  # <pad>, <unk> and 30 words, the training words first
+    assert "great" in clf.vocab_

@@ -154,12 +154,20 @@ class TextClassifier:
     def _vocab_and_vectors(self, counts: Counter, vectors, callbacks):
         cfg = self.config
         extra: set[str] = set()
+        known: set[str] = set()
         if vectors is not None:
             cfg.embeddings.vectors = str(vectors)
-            if cfg.vocab.add_vector_words:
+            if cfg.vocab.add_vector_words or cfg.vocab.unseen_vector_words:
                 known = read_vector_words(vectors, format=cfg.embeddings.format)
+            if cfg.vocab.add_vector_words:
                 extra = {w for w in counts if w in known or w.lower() in known}
         vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
+        if cfg.vocab.unseen_vector_words and known:
+            # Words the training data lacks keep their pretrained vectors, so a text at prediction
+            # time that uses them is not reduced to <unk> (after the training words; sorted, so
+            # the vocabulary does not depend on the file's order or on hashing).
+            room = len(known) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
+            vocab = Vocab(vocab.itos + sorted(w for w in known if w not in vocab.stoi)[:room])
         _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
         self.coverage_ = None
         if vectors is None:

@@ -41,6 +41,7 @@ class VocabConfig:
     min_freq: int = 1
     max_size: int = 100_000
     add_vector_words: bool = True  # keep words seen once if they have a pretrained vector
+    unseen_vector_words: bool = False  # also every word of the vectors file not in the training data
 
 
 @dataclass
