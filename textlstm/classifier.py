@@ -23,7 +23,7 @@ from .config import Config, ModelConfig
 from .corpus import load_corpus
 from .data import label_order
 from .embeddings import load_vectors, read_vector_words
-from .errors import DataError, NotFittedError
+from .errors import ConfigError, DataError, NotFittedError
 from .infer import predict_logits, softmax
 from .metrics import evaluate as evaluate_predictions
 from .model import TextLSTM, expected_shapes
@@ -97,6 +97,8 @@ class TextClassifier:
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
                        "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
+        if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
+            fingerprint["encoder"] = _file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
         start = time.perf_counter()
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=weights, checkpoint_dir=checkpoint_dir,
@@ -120,16 +122,37 @@ class TextClassifier:
         weights (None unless `train.class_weights = "balanced"`)."""
         cfg = self.config
         counts = Counter(t for toks in tokens for t in toks)
-        vocab, matrix = self._vocab_and_vectors(counts, vectors, callbacks)
-        if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
-            cfg.train.freeze = "never"  # random embeddings have nothing to protect
-            _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
+        self.coverage_ = None
+        if cfg.embeddings.encoder:
+            vocab, model = self._from_encoder(counts, vectors, len(classes), callbacks)
+        else:
+            vocab, matrix, self.coverage_ = vocab_and_vectors(cfg, counts, vectors, callbacks)
+            if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
+                cfg.train.freeze = "never"  # random embeddings have nothing to protect
+                _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
+            torch.manual_seed(cfg.train.seed)
+            model = TextLSTM(cfg.model, len(vocab), len(classes),
+                             torch.from_numpy(matrix) if matrix is not None else None)
         train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
-        torch.manual_seed(cfg.train.seed)
-        model = TextLSTM(cfg.model, len(vocab), len(classes),
-                         torch.from_numpy(matrix) if matrix is not None else None)
         weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
         return vocab, train_data, model, weights
+
+    def _from_encoder(self, counts: Counter, vectors, n_labels: int, callbacks):
+        """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
+        from .lm import check_compatible, load_encoder, start_from_encoder
+
+        cfg, path = self.config, self.config.embeddings.encoder
+        if vectors is not None:
+            raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
+                              f"--encoder: the encoder in {path} brings its own embeddings.")
+        encoder = load_encoder(path)
+        check_compatible(encoder, cfg, f"{path}/config.json")
+        torch.manual_seed(cfg.train.seed)
+        vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
+        covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
+        _say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
+                        f"training tokens; vocabulary {len(vocab):,}")
+        return vocab, model
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
                   callbacks: list[Callback] | None = None) -> "TextClassifier":
@@ -150,34 +173,6 @@ class TextClassifier:
                 class_weights=None if weights is None else torch.tensor(weights, dtype=torch.float32)).fit()
         self.model_.eval()
         return self
-
-    def _vocab_and_vectors(self, counts: Counter, vectors, callbacks):
-        cfg = self.config
-        extra: set[str] = set()
-        known: set[str] = set()
-        if vectors is not None:
-            cfg.embeddings.vectors = str(vectors)
-            if cfg.vocab.add_vector_words or cfg.vocab.unseen_vector_words:
-                known = read_vector_words(vectors, format=cfg.embeddings.format)
-            if cfg.vocab.add_vector_words:
-                extra = {w for w in counts if w in known or w.lower() in known}
-        vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
-        if cfg.vocab.unseen_vector_words and known:
-            # Words the training data lacks keep their pretrained vectors, so a text at prediction
-            # time that uses them is not reduced to <unk> (after the training words; sorted, so
-            # the vocabulary does not depend on the file's order or on hashing).
-            room = len(known) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
-            vocab = Vocab(vocab.itos + sorted(w for w in known if w not in vocab.stoi)[:room])
-        _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
-        self.coverage_ = None
-        if vectors is None:
-            return vocab, None
-        loaded = load_vectors(vectors, vocab, format=cfg.embeddings.format,
-                              expected_dim=cfg.model.embedding_dim, oov_init=cfg.embeddings.oov_init,
-                              counts=counts, seed=cfg.train.seed)
-        self.coverage_ = loaded.coverage
-        _say(callbacks, loaded.coverage.summary())
-        return vocab, loaded.matrix
 
     # -- prediction ---------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -264,6 +259,34 @@ class TextClassifier:
             clf.config.train.device = "cpu"  # PyTorch's int8 kernels run on the CPU only
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf
+
+
+def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Callback] | None = None):
+    """The vocabulary of token `counts` under `cfg.vocab`, and the embedding matrix and coverage
+    of `vectors` (None, None without them). Records the vectors path in `cfg.embeddings`."""
+    extra: set[str] = set()
+    known: set[str] = set()
+    if vectors is not None:
+        cfg.embeddings.vectors = str(vectors)
+        if cfg.vocab.add_vector_words or cfg.vocab.unseen_vector_words:
+            known = read_vector_words(vectors, format=cfg.embeddings.format)
+        if cfg.vocab.add_vector_words:
+            extra = {w for w in counts if w in known or w.lower() in known}
+    vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
+    if cfg.vocab.unseen_vector_words and known:
+        # Words the training data lacks keep their pretrained vectors, so a text at prediction
+        # time that uses them is not reduced to <unk> (after the training words; sorted, so
+        # the vocabulary does not depend on the file's order or on hashing).
+        room = len(known) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
+        vocab = Vocab(vocab.itos + sorted(w for w in known if w not in vocab.stoi)[:room])
+    _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
+    if vectors is None:
+        return vocab, None, None
+    loaded = load_vectors(vectors, vocab, format=cfg.embeddings.format,
+                          expected_dim=cfg.model.embedding_dim, oov_init=cfg.embeddings.oov_init,
+                          counts=counts, seed=cfg.train.seed)
+    _say(callbacks, loaded.coverage.summary())
+    return vocab, loaded.matrix, loaded.coverage
 
 
 def _file_id(path: str | None) -> str | None:

@@ -45,6 +45,7 @@ def train(
     scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test file evaluated with the best model."),
     vectors: Optional[Path] = typer.Option(None, "--vectors", help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting: section.key=value (repeatable)."),
@@ -68,6 +69,8 @@ def train(
         cfg.override([f"train.batch_size={batch_size}"])
     if scale_lr is not None:
         cfg.override([f"train.lr_scaling={json.dumps(scale_lr)}"])
+    if encoder is not None:
+        cfg.override([f"embeddings.encoder={json.dumps(str(encoder))}"])
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
     callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(out, cfg.train.epochs)]
     try:
@@ -232,6 +235,7 @@ def corpora_download(
 # Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
 app.command("search")(cli_tools.search)
 app.command("lr-find")(cli_tools.lr_find)
+app.command("pretrain-lm")(cli_tools.pretrain_lm_cmd)
 app.command("compress")(cli_tools.compress_cmd)
 app.command("export")(cli_tools.export_cmd)
 

@@ -1,4 +1,4 @@
-"""The tuning and deployment commands: `search`, `lr-find`, `compress`, `export`. Registered on
+"""The tuning and deployment commands: `search`, `lr-find`, `pretrain-lm`, `compress`, `export`. Registered on
 the app in `cli.py`; each turns its options into typed values and calls one library function."""
 from __future__ import annotations
 
@@ -79,6 +79,32 @@ def lr_find(
     out.print(f"suggested LR {result.suggested_lr:.2e} (min-loss LR / 10); steepest descent of the "
               f"loss (upper bound): {result.steepest_lr:.2e}; {len(result.lrs)} steps: {result.reason}")
     out.print(f"plot written to {plot}" + (f", curve to {json_path}" if json_path else ""))
+
+
+@handle_errors
+def pretrain_lm_cmd(
+    data: Path = typer.Argument(..., help="Unlabelled text: one document per line, or any data file (labels are ignored)."),
+    out_dir: Path = typer.Option(..., "--out", help="Encoder directory to write; train from it with `textlstm train --encoder DIR`."),
+    vectors: Optional[Path] = VectorsOpt, preset: Optional[str] = PresetOpt,
+    config_file: Optional[Path] = ConfigOpt, overrides: List[str] = SetOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing encoder directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
+    on_bad_lines: str = BadLinesOpt,
+):
+    """Pretrain the embeddings and recurrent layers as a bidirectional language model."""
+    from .atomic import check_output_dir
+    from .lm import pretrain_lm
+    from .ui import RichProgress
+
+    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, None, encoding, on_bad_lines)
+    check_output_dir(out_dir, overwrite)
+    callbacks = [] if quiet else [RichProgress(out, cfg.train.epochs)]
+    path, history = pretrain_lm(data, out_dir, cfg, vectors=vectors, callbacks=callbacks)
+    last = history[-1] if history else {}
+    if last.get("val_perplexity") is not None:
+        out.print(f"held-out perplexity {last['val_perplexity']:.1f}")
+    out.print(f"encoder saved to {path}")
 
 
 @handle_errors

@@ -49,6 +49,7 @@ class EmbeddingConfig:
     vectors: str | None = None  # path of the vectors file the model was initialised from
     format: str = _choice("auto", "glove", "word2vec", "word2vec-bin", "fasttext-vec", "fasttext-bin", default="auto")
     oov_init: str = _choice("random", "zeros", default="random")
+    encoder: str | None = None  # a pretrained encoder directory (`textlstm pretrain-lm`) to start from
 
 
 @dataclass

@@ -112,6 +112,7 @@ class TextLSTM(nn.Module):
                 self.embedding.weight.copy_(embeddings)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.encoder = Encoder(cfg.embedding_dim, cfg)
+        self.pretrained_encoder = False  # see freeze_embeddings
         size = self.encoder.output_size
         self.poolings = cfg.pooling.split("+")
         self.attention = AdditiveAttention(size, cfg.attention_dim) if "attention" in self.poolings else None
@@ -143,7 +144,11 @@ class TextLSTM(nn.Module):
         return self.head(torch.cat(pooled, dim=-1)), attention  # (batch, labels)
 
     def freeze_embeddings(self, frozen: bool) -> None:
+        """Freeze or unfreeze the pretrained parts: the embeddings, and the recurrent layers too
+        when they come from a pretrained encoder (`pretrained_encoder`, set by `lm.py`)."""
         self.embedding.weight.requires_grad_(not frozen)
+        if self.pretrained_encoder:
+            self.encoder.requires_grad_(not frozen)
 
     @property
     def embeddings_frozen(self) -> bool:

@@ -51,6 +51,8 @@ def epoch_line(r: dict[str, Any], total: int) -> str:
     parts = [f"epoch {r['epoch']}/{total}", f"train loss {r['train_loss']:.4f}"]
     if "val_accuracy" in r:
         parts += [f"val acc {r['val_accuracy']:.4f}", f"val macro-F1 {r['val_macro_f1']:.4f}"]
+    if r.get("val_perplexity") is not None:
+        parts.append(f"val perplexity {r['val_perplexity']:.1f}")
     parts += [f"lr {r['lr']:.2e}", f"padding {r['padding_share']:.1%}",
               f"{r['tokens_per_s']:,.0f} tok/s", f"{r['seconds']:.1f}s"]
     if r.get("unfrozen"):
