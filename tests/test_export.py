@@ -115,3 +115,16 @@ def test_int8_export_uses_onnxruntimes_fused_int8_lstm(exported, tmp_path):
     got = OnnxClassifier(tmp_path / "q.onnx").predict_proba(QUERIES)
     np.testing.assert_allclose(got, clf.predict_proba(QUERIES), atol=0.05, rtol=0)
     assert result.max_abs_diff is not None and result.max_abs_diff < 0.05
+
+
+def test_export_with_two_threads_traces_both_directions(exported, tmp_path):
+    """Prediction runs the directions on two threads; the exporter must still see both."""
+    d, _ = exported
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clf = TextClassifier.load(d / "model")
+        result = export_onnx(clf, tmp_path / "two.onnx")
+    finally:
+        torch.set_num_threads(before)
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4

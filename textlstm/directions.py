@@ -56,8 +56,11 @@ def _side_by_side(work: Sequence[Callable[[], object]], threads: int) -> list:
 
 
 def _parallel_ok(inputs: Sequence[torch.Tensor]) -> bool:
+    """Two CPU inputs, two threads to share, and a real run (an exporter's trace records
+    what this thread does, so it must see every operation)."""
     return (len(inputs) == 2 and torch.get_num_threads() >= 2
-            and all(x.device.type == "cpu" for x in inputs))
+            and all(x.device.type == "cpu" for x in inputs)
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
 
 
 class _TwoDirections(torch.autograd.Function):
