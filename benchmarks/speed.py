@@ -118,9 +118,23 @@ def count_positions(encoder: nn.Module) -> dict[str, int]:
 
 
 def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
-                   s: Settings) -> dict:
+                   s: Settings, amp: bool | None = None, side_by_side: bool = True) -> dict:
     """textlstm's own training step (`Trainer.train_step`: the preset's optimiser, clipping,
-    schedule and mixed precision), with the embeddings trainable (as after unfreezing)."""
+    schedule and mixed precision, or `amp` if given), with the embeddings trainable (as after
+    unfreezing). `side_by_side=False` runs the two directions one after the other."""
+    from textlstm import directions
+
+    if side_by_side:
+        return _bench_textlstm(ids, y, vocab_size, n_labels, preset, s, amp)
+    original, directions._parallel_ok = directions._parallel_ok, lambda inputs: False
+    try:
+        return _bench_textlstm(ids, y, vocab_size, n_labels, preset, s, amp)
+    finally:
+        directions._parallel_ok = original
+
+
+def _bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
+                    s: Settings, amp: bool | None) -> dict:
     from textlstm.batching import EncodedDataset, bucket_batches, padding_share
     from textlstm.config import make_config
     from textlstm.infer import predict_logits
@@ -129,6 +143,8 @@ def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labe
 
     cfg = make_config(preset=preset)
     cfg.train.batch_size, cfg.train.threads = s.batch_size, s.threads
+    if amp is not None:
+        cfg.train.amp = amp
     data = EncodedDataset(ids, y)
     torch.manual_seed(SEED)
     model = TextLSTM(cfg.model, vocab_size, n_labels).train()
@@ -190,10 +206,14 @@ def bench_dataset(dataset: str, s: Settings, data_dir: Path, notes: list[str]) -
     emb, hidden = preset_model_sizes(preset)
     flops = lstm_flops_per_token(emb, hidden)
     notes.append(f"{dataset}: {len(texts):,} texts, {sum(map(len, tokens)):,} tokens, {tok_note}")
+    encoded = [np.asarray([vocab.get(t, tb.UNK) for t in doc] or [tb.UNK], dtype=np.int64) for doc in tokens]
     runs = {
-        "textlstm": lambda: bench_textlstm(
-            [np.asarray([vocab.get(t, tb.UNK) for t in doc] or [tb.UNK], dtype=np.int64) for doc in tokens],
-            y, len(vocab), len(classes), preset, s),
+        "textlstm": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s),
+        # the same in float32: what mixed precision adds
+        "textlstm-float32": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s, amp=False),
+        # directions one after the other: what running them side by side adds
+        "textlstm-in-turn": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s,
+                                                   side_by_side=False),
         "tutorial": lambda: bench_tutorial(tb.encode(tokens, vocab, TUTORIAL_MAX_LEN[dataset]),
                                            y, len(vocab), len(classes), preset, s),
     }
