@@ -67,7 +67,8 @@ class BiLM(nn.Module):
         emb = self.net.embedding_dropout(self.net.embedding(ids))
         states, _ = self.net.encoder(emb, lengths)  # (batch, seq, 2H)
         seq = ids.shape[1]
-        real = torch.arange(seq - 1)[None, :] + 1 < lengths[:, None]  # pairs (t, t+1) inside a text
+        steps = torch.arange(seq - 1, device=ids.device)[None, :]
+        real = steps + 1 < lengths.to(ids.device)[:, None]  # pairs (t, t+1) inside a text
         forward = states[:, :-1, :self.hidden][real]  # predicts the next word
         backward = states[:, 1:, self.hidden:][real]  # predicts the previous word
         inputs = self.dropout(torch.cat([forward, backward]).float())
@@ -101,7 +102,7 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     """Train a bidirectional language model on the texts of `data` (one per line, or any data
     file) with `cfg`'s tokenizer, vocabulary, model and training settings (epochs, batch size,
     LR, schedule, clipping, `amp`), starting from `vectors` if given; save the encoder to
-    `out_dir`. Returns the directory and one record per epoch."""
+    `out_dir`. Runs on the CPU. Returns the directory and one record per epoch."""
     from .classifier import vocab_and_vectors  # the same vocabulary rules as a classifier
 
     cfg.validate()
