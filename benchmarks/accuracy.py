@@ -56,16 +56,18 @@ class Options:
     threads: int
     data_dir: Path
     encoders: dict[str, str]  # data set -> pretrained encoder directory (textlstm pretrain-lm)
+    seeds: int = 1  # training runs per seeded system (textlstm, fastText, the tutorial BiLSTMs)
 
 
 # -- the systems: each trains on split.train_* and returns (predict, details) ----------------
 
-def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: bool = False
+def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: bool = False, run: int = 0
                  ) -> tuple[Predictor, dict]:
     from textlstm import TextClassifier, make_config
 
     cfg = make_config(preset=PRESETS[split.name])
     cfg.train.threads = opts.threads
+    cfg.train.seed += run  # run 0: the preset's own seed
     extra = {}
     if encoder:
         if split.name not in opts.encoders:
@@ -82,7 +84,8 @@ def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: boo
         cfg.train.epochs = 1
     clf = TextClassifier(cfg).fit(split.train_texts, split.train_labels, vectors=vectors)
     keys = ("best_epoch", "stopped_early", "padding_share", "n_train", "n_val", "coverage")
-    return clf.predict, {k: clf.meta_.get(k) for k in keys} | {"epochs": cfg.train.epochs} | extra
+    return clf.predict, {k: clf.meta_.get(k) for k in keys} | {"epochs": cfg.train.epochs,
+                                                                "seed": cfg.train.seed} | extra
 
 
 def _untag(text: str) -> str:
@@ -108,7 +111,7 @@ def fit_tfidf(split: Split, opts: Options) -> tuple[Predictor, dict]:
     return (lambda texts: list(model.predict(texts))), {"C": best, "dev_accuracy": scores}
 
 
-def fit_fasttext(split: Split, opts: Options) -> tuple[Predictor, dict]:
+def fit_fasttext(split: Split, opts: Options, run: int = 0) -> tuple[Predictor, dict]:
     try:
         import fasttext
     except ImportError as exc:
@@ -122,7 +125,7 @@ def fit_fasttext(split: Split, opts: Options) -> tuple[Predictor, dict]:
             fh.writelines(f"__label__{y} {line(x)}\n" for x, y in zip(texts, labels))
             fh.flush()
             return fasttext.train_supervised(fh.name, wordNgrams=2, dim=100, lr=0.1, epoch=epoch,
-                                             minCount=1, thread=opts.threads, seed=SEED, verbose=0)
+                                             minCount=1, thread=opts.threads, seed=SEED + run, verbose=0)
 
     def predictor(model) -> Predictor:
         def predict(texts):
@@ -136,7 +139,7 @@ def fit_fasttext(split: Split, opts: Options) -> tuple[Predictor, dict]:
     return predictor(train(split.train_texts, split.train_labels, best)), {"epoch": best, "dev_accuracy": scores}
 
 
-def fit_tutorial(split: Split, opts: Options, vectors: Path | None) -> tuple[Predictor, dict]:
+def fit_tutorial(split: Split, opts: Options, vectors: Path | None, run: int = 0) -> tuple[Predictor, dict]:
     import numpy as np
     import torch
     import tutorial_bilstm as tb
@@ -152,9 +155,9 @@ def fit_tutorial(split: Split, opts: Options, vectors: Path | None) -> tuple[Pre
     y = torch.tensor([classes.index(lab) for lab in split.train_labels])
     emb_dim, hidden = preset_model_sizes(preset)
     matrix, found = tb.load_vectors(vectors, vocab, emb_dim) if vectors else (None, None)
-    torch.manual_seed(SEED)
+    torch.manual_seed(SEED + run)
     model = tb.TutorialBiLSTM(len(vocab), emb_dim, hidden, len(classes), vectors=matrix)
-    losses = tb.train(model, tb.encode(tokens, vocab, max_len), y, epochs, seed=SEED)
+    losses = tb.train(model, tb.encode(tokens, vocab, max_len), y, epochs, seed=SEED + run)
 
     def predict(texts: list[str]) -> list[str]:
         return [classes[i] for i in tb.predict(model, tb.encode(tokenize(texts), vocab, max_len))]
@@ -168,43 +171,63 @@ def fit_tutorial(split: Split, opts: Options, vectors: Path | None) -> tuple[Pre
                      "embedding_dim": emb_dim, "hidden_size": hidden}
 
 
-def fitter(system: str, opts: Options) -> Callable[[Split], tuple[Predictor, dict]]:
+SEEDED = {"textlstm-w2v", "textlstm-random", "textlstm-lm", "fasttext", "tutorial-random", "tutorial-w2v"}
+
+
+def fitter(system: str, opts: Options, run: int = 0) -> Callable[[Split], tuple[Predictor, dict]]:
+    """The system's training function; `run` shifts its random seed (see `--seeds`)."""
     vectors = opts.data_dir / VECTORS
     return {
-        "textlstm-w2v": lambda s: fit_textlstm(s, opts, vectors),
-        "textlstm-random": lambda s: fit_textlstm(s, opts, None),
-        "textlstm-lm": lambda s: fit_textlstm(s, opts, None, encoder=True),
+        "textlstm-w2v": lambda s: fit_textlstm(s, opts, vectors, run=run),
+        "textlstm-random": lambda s: fit_textlstm(s, opts, None, run=run),
+        "textlstm-lm": lambda s: fit_textlstm(s, opts, None, encoder=True, run=run),
         "tfidf-lr": lambda s: fit_tfidf(s, opts),
-        "fasttext": lambda s: fit_fasttext(s, opts),
-        "tutorial-random": lambda s: fit_tutorial(s, opts, None),
-        "tutorial-w2v": lambda s: fit_tutorial(s, opts, vectors),
+        "fasttext": lambda s: fit_fasttext(s, opts, run),
+        "tutorial-random": lambda s: fit_tutorial(s, opts, None, run),
+        "tutorial-w2v": lambda s: fit_tutorial(s, opts, vectors, run),
     }[system]
 
 
 # -- one pair, in this process (the child) ----------------------------------------------------
 
 def run_pair(dataset: str, system: str, opts: Options) -> dict:
-    """Train, predict the evaluation texts end to end, score; the peak RSS of this process."""
+    """Train, predict the evaluation texts end to end, score; the peak RSS of this process.
+    A seeded system trains `opts.seeds` times (seeds shifted by 0, 1, ...): the scores and
+    training time are the means, each run's are kept; inference is timed on the first model."""
+    import statistics
+
     from sklearn.metrics import accuracy_score, f1_score
 
     split = load_split(dataset, opts.data_dir, opts.quick)
-    with timer() as t_train:
-        predict, details = fitter(system, opts)(split)
-    with timer() as t_warm:  # one-time lazy set-up (spaCy pipeline, first torch call): untimed
-        predict(split.eval_texts[:WARMUP_TEXTS])
-    seconds = []
-    for _ in range(PREDICT_PASSES):  # the first pass also pays per-shape kernel set-up (oneDNN)
-        with timer() as t_pred:
-            pred = predict(split.eval_texts)
-        seconds.append(t_pred["s"])
     n = len(split.eval_texts)
-    return {"accuracy": float(accuracy_score(split.eval_labels, pred)),
-            "macro_f1": float(f1_score(split.eval_labels, pred, average="macro")),
-            "train_s": t_train["s"], "docs_per_s": n / min(seconds), "docs_per_s_first": n / seconds[0],
-            "peak_mb": peak_mb(),
-            "details": details | {"train_texts": len(split.train_texts), "eval_texts": n,
-                                  "warmup_s": t_warm["s"], "predict_s": seconds,
-                                  "peak_children_mb": peak_mb(RUSAGE_CHILDREN)}}
+    runs, first = [], {}
+    for run in range(opts.seeds if system in SEEDED else 1):
+        with timer() as t_train:
+            predict, details = fitter(system, opts, run)(split)
+        if run == 0:
+            with timer() as t_warm:  # one-time lazy set-up (spaCy pipeline, first torch call): untimed
+                predict(split.eval_texts[:WARMUP_TEXTS])
+            seconds = []
+            for _ in range(PREDICT_PASSES):  # the first pass also pays per-shape kernel set-up (oneDNN)
+                with timer() as t_pred:
+                    pred = predict(split.eval_texts)
+                seconds.append(t_pred["s"])
+            first = {"details": details, "warmup_s": t_warm["s"], "predict_s": seconds}
+        else:
+            pred = predict(split.eval_texts)
+        runs.append({"accuracy": float(accuracy_score(split.eval_labels, pred)),
+                     "macro_f1": float(f1_score(split.eval_labels, pred, average="macro")),
+                     "train_s": t_train["s"], "seed": details.get("seed")})
+    seconds = first["predict_s"]
+    mean = {k: statistics.fmean(r[k] for r in runs) for k in ("accuracy", "macro_f1", "train_s")}
+    spread = {f"{k}_sd": statistics.stdev(r[k] for r in runs) if len(runs) > 1 else None
+              for k in ("accuracy", "macro_f1")}
+    return mean | spread | {
+        "seeds": len(runs), "docs_per_s": n / min(seconds), "docs_per_s_first": n / seconds[0],
+        "peak_mb": peak_mb(),
+        "details": first["details"] | {"train_texts": len(split.train_texts), "eval_texts": n,
+                                       "warmup_s": first["warmup_s"], "predict_s": seconds, "runs": runs,
+                                       "peak_children_mb": peak_mb(RUSAGE_CHILDREN)}}
 
 
 def child_main(pair: str, result_file: Path, opts: Options) -> None:
@@ -228,7 +251,7 @@ def run_isolated(dataset: str, system: str, opts: Options, timeout: float | None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, "--only", f"{dataset}:{system}", "--result-file", str(out),
-               "--threads", str(opts.threads), "--data-dir", str(opts.data_dir)]
+               "--threads", str(opts.threads), "--data-dir", str(opts.data_dir), "--seeds", str(opts.seeds)]
         cmd += [a for name, path in opts.encoders.items() for a in ("--encoder", f"{name}={path}")]
         cmd += ["--quick"] if opts.quick else []
         # BLAS / OpenMP pools (scikit-learn, numpy) get the same thread count as torch
@@ -248,14 +271,16 @@ def report(results: dict[str, dict[str, dict]], notes: list[str]) -> None:
         for system, r in systems.items():
             if "error" in r or "skipped" in r:
                 notes.append(f"{dataset} {system}: {r.get('error') or 'skipped: ' + r['skipped']}")
-                rows.append([dataset, system, "error" if "error" in r else "skipped", "", "", "", "", ""])
+                rows.append([dataset, system, "", "error" if "error" in r else "skipped", "", "", "", "", ""])
                 continue
-            rows.append([dataset, system, fmt(100 * r["accuracy"], 2), fmt(100 * r["macro_f1"], 2),
-                         fmt(r["train_s"]), fmt(r["docs_per_s"], 0), fmt(r.get("docs_per_s_first"), 0),
-                         fmt(r["peak_mb"], 0)])
-    print_table("Accuracy on the evaluation splits",
-                ["data set", "system", "accuracy %", "macro-F1 %", "train s", "docs/s", "first pass docs/s",
-                 "peak MB"],
+            sd = r.get("accuracy_sd")
+            rows.append([dataset, system, r.get("seeds", 1),
+                         fmt(100 * r["accuracy"], 2) + (f" ± {100 * sd:.2f}" if sd is not None else ""),
+                         fmt(100 * r["macro_f1"], 2), fmt(r["train_s"]), fmt(r["docs_per_s"], 0),
+                         fmt(r.get("docs_per_s_first"), 0), fmt(r["peak_mb"], 0)])
+    print_table("Accuracy on the evaluation splits (seeded systems: mean ± sd over --seeds runs)",
+                ["data set", "system", "runs", "accuracy %", "macro-F1 %", "train s", "docs/s",
+                 "first pass docs/s", "peak MB"],
                 rows, notes)
 
 
@@ -271,11 +296,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"default {DATA_DIR}")
     ap.add_argument("--timeout", type=float, help="seconds allowed to each (data set, system)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="train each seeded system this many times and report the means (default 1)")
     ap.add_argument("--only", help=argparse.SUPPRESS)  # internal: DATASET:SYSTEM in a child
     ap.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     opts = Options(args.quick, args.threads, args.data_dir,
-                   dict(item.split("=", 1) for item in args.encoder if "=" in item))
+                   dict(item.split("=", 1) for item in args.encoder if "=" in item), max(1, args.seeds))
     if args.only:
         return child_main(args.only, args.result_file, opts)
     if not (opts.data_dir / "sst2").is_dir():
@@ -296,7 +323,7 @@ def main() -> None:
     if args.json:
         empty = dict.fromkeys(("accuracy", "macro_f1", "train_s", "docs_per_s", "docs_per_s_first", "peak_mb"))
         write_json(args.json, {"date": today(), "machine": machine, "notes": notes,
-                               "settings": {"quick": opts.quick, "threads": opts.threads},
+                               "settings": {"quick": opts.quick, "threads": opts.threads, "seeds": opts.seeds},
                                "results": {d: {s: empty | r for s, r in rs.items()} for d, rs in results.items()}})
 
 
