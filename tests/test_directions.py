@@ -9,7 +9,9 @@ from textlstm.model import TextLSTM
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
+    """Two threads, and side by side even for the short test texts."""
+    monkeypatch.setattr(directions, "MIN_STEPS", 1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -89,3 +91,10 @@ def test_the_callers_thread_count_is_restored(two_threads):
     model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2)
     model(torch.randint(1, 20, (2, 5)), torch.tensor([5, 3]))[0].sum().backward()
     assert torch.get_num_threads() == 2
+
+
+def test_short_texts_run_the_directions_in_turn(two_threads, monkeypatch):
+    monkeypatch.setattr(directions, "MIN_STEPS", 10)
+    monkeypatch.setattr(directions, "_executor", lambda: pytest.fail("no helper thread for short texts"))
+    model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2)
+    model(torch.randint(1, 20, (2, 9)), torch.tensor([9, 3]))[0].sum().backward()

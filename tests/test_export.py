@@ -117,8 +117,11 @@ def test_int8_export_uses_onnxruntimes_fused_int8_lstm(exported, tmp_path):
     assert result.max_abs_diff is not None and result.max_abs_diff < 0.05
 
 
-def test_export_with_two_threads_traces_both_directions(exported, tmp_path):
+def test_export_with_two_threads_traces_both_directions(exported, tmp_path, monkeypatch):
     """Prediction runs the directions on two threads; the exporter must still see both."""
+    from textlstm import directions
+
+    monkeypatch.setattr(directions, "MIN_STEPS", 1)
     d, _ = exported
     before = torch.get_num_threads()
     torch.set_num_threads(2)
