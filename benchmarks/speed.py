@@ -92,9 +92,11 @@ def load_texts(dataset: str, data_dir: Path, n: int) -> tuple[list[str], list[st
 
 
 def timed_steps(step: Callable[[int], tuple[int, int]], s: Settings) -> dict[str, float]:
-    """Run `s.warmup` then `s.steps` training steps; `step(i)` returns (real tokens, processed
-    recurrent positions) of its batch."""
-    for i in range(s.warmup):
+    """Run `s.warmup` steps and one untimed pass over the timed batches (so every batch shape
+    has met oneDNN once: otherwise a system pays per-shape set-up that a later one with the same
+    shapes skips), then time `s.steps` training steps; `step(i)` returns (real tokens,
+    processed recurrent positions) of its batch."""
+    for i in range(s.warmup + s.steps):
         step(i)
     real = processed = 0
     with timer() as t:

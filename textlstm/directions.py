@@ -4,8 +4,9 @@ One direction of an LSTM is a chain of small matrix products (batch x hidden by 
 4 hidden per step): two threads working on one of them mostly wait for each other. Run the
 directions side by side instead, each on its own thread with half of the intra-op threads,
 forward and backward. On 2 cores that makes a bidirectional nn.LSTM layer about 1.2x
-(bfloat16) to 1.4x (float32) faster than the two directions one after the other for long
-texts, and the whole IMDB training step 1.14x faster (benchmarks/README.md). Results are those of the one-after-the-other computation.
+(bfloat16) to 1.4x (float32) faster than the two directions one after the other on long
+batches of one shape; on real bucketed IMDB batches the gain measured only 3 %
+(benchmarks/README.md). Results are those of the one-after-the-other computation.
 
 `run_directions(rnns, inputs)` is what `model.Encoder` calls; with fewer than 2 intra-op
 threads, texts shorter than `MIN_STEPS` tokens, a GPU tensor or a single direction it simply
