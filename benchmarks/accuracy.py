@@ -73,10 +73,10 @@ def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: boo
         if split.name not in opts.encoders:
             raise Skip(f"no pretrained encoder for {split.name}: pass --encoder {split.name}=DIR "
                        "(made by textlstm pretrain-lm)")
-        from textlstm.lm import load_encoder
+        import json
 
-        cfg.embeddings.encoder = opts.encoders[split.name]
-        meta = load_encoder(cfg.embeddings.encoder).meta
+        cfg.embeddings.encoder = opts.encoders[split.name]  # the classifier loads and checks it
+        meta = json.loads((Path(cfg.embeddings.encoder) / "config.json").read_text())["meta"]
         extra = {"encoder": cfg.embeddings.encoder, "encoder_texts": meta.get("n_texts"),
                  "encoder_pretrain_s": sum(h["seconds"] for h in meta.get("history", [])),
                  "encoder_val_perplexity": (meta.get("history") or [{}])[-1].get("val_perplexity")}

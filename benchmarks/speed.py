@@ -126,13 +126,13 @@ def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labe
     unfreezing). `side_by_side=False` runs the two directions one after the other."""
     from textlstm import directions
 
-    if side_by_side:
-        return _bench_textlstm(ids, y, vocab_size, n_labels, preset, s, amp)
-    original, directions._parallel_ok = directions._parallel_ok, lambda inputs: False
+    original = directions.MIN_STEPS
+    if not side_by_side:
+        directions.MIN_STEPS = 1 << 30  # no batch is that long: always in turn
     try:
         return _bench_textlstm(ids, y, vocab_size, n_labels, preset, s, amp)
     finally:
-        directions._parallel_ok = original
+        directions.MIN_STEPS = original
 
 
 def _bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,

@@ -60,7 +60,7 @@ def test_gradcheck_through_the_two_directions(two_threads):
     params = [p for r in rnns for p in r.parameters()]
 
     def f(x0, x1, *ps):
-        return directions._TwoDirections.apply(tuple(rnns), len(ps), x0, x1, *ps)
+        return directions._TwoDirections.apply(tuple(rnns), x0, x1, *ps)
     assert torch.autograd.gradcheck(f, (*xs, *params))
 
 

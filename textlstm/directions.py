@@ -75,7 +75,7 @@ class _TwoDirections(torch.autograd.Function):
     parameters go back to the outer graph, so optimisers and DDP see them as usual."""
 
     @staticmethod
-    def forward(ctx, rnns, n_params, x0, x1, *params):
+    def forward(ctx, rnns, x0, x1, *params):
         threads = max(1, torch.get_num_threads() // 2)
         leaves = [x.detach().requires_grad_(x.requires_grad) for x in (x0, x1)]
 
@@ -85,7 +85,7 @@ class _TwoDirections(torch.autograd.Function):
                     return rnns[i](leaves[i])[0]
             return run
         outs = _side_by_side([direction(0), direction(1)], threads)
-        ctx.rnns, ctx.n_params, ctx.threads = rnns, n_params, threads
+        ctx.rnns, ctx.threads = rnns, threads
         ctx.leaves, ctx.outs = leaves, outs
         return tuple(out.detach() for out in outs)
 
@@ -107,7 +107,7 @@ class _TwoDirections(torch.autograd.Function):
             return run
         grads = _side_by_side([differentiate(0, g0), differentiate(1, g1)], ctx.threads)
         (gx0, *gp0), (gx1, *gp1) = grads
-        return (None, None, gx0, gx1, *gp0, *gp1)
+        return (None, gx0, gx1, *gp0, *gp1)
 
 
 def run_directions(rnns: Sequence[nn.Module], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -118,6 +118,6 @@ def run_directions(rnns: Sequence[nn.Module], inputs: Sequence[torch.Tensor]) ->
     params = [p for rnn in rnns for p in rnn.parameters()]
     if torch.is_grad_enabled() and (any(p.requires_grad for p in params)
                                     or any(x.requires_grad for x in inputs)):
-        return list(_TwoDirections.apply(tuple(rnns), len(params), *inputs, *params))
+        return list(_TwoDirections.apply(tuple(rnns), *inputs, *params))
     threads = max(1, torch.get_num_threads() // 2)
     return _side_by_side([lambda: rnns[0](inputs[0])[0], lambda: rnns[1](inputs[1])[0]], threads)

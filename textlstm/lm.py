@@ -35,6 +35,7 @@ from .corpus import load_corpus
 from .errors import ConfigError, ModelFileError
 from .model import TextLSTM, expected_shapes
 from .tokenize import Tokenizer
+from .vocab import Vocab
 from .train import Callback, make_optimizer, make_scheduler, n_batches, setup_threads
 
 KIND = "bilm-encoder"
@@ -144,10 +145,10 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
                 optimizer.step()
             if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step()
-            total, count, tokens = total + float(loss.detach()), count + n, tokens + int(lengths.sum())
+            value, real = float(loss.detach()), int(lengths.sum())
+            total, count, tokens = total + value, count + n, tokens + real
             for cb in callbacks:
-                cb.on_step(epoch, step, float(loss.detach()) / max(n, 1), int(lengths.sum()),
-                           optimizer.param_groups[0]["lr"])
+                cb.on_step(epoch, step, value / max(n, 1), real, optimizer.param_groups[0]["lr"])
         seconds = time.perf_counter() - start
         record = {"epoch": epoch, "train_loss": total / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
                   "padding_share": padding_share(batches, train.lengths),
@@ -196,14 +197,11 @@ def start_from_encoder(encoder: Artifact, counts: Counter, cfg: Config, n_labels
     """The classifier's vocabulary (the encoder's, then training words it lacks, seen
     `vocab.min_freq` times) and a model whose embeddings and recurrent layers are the
     encoder's; new words get random vectors of the encoder embeddings' spread."""
-    from .vocab import Vocab
-
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    new = [w for w, c in ranked if c >= cfg.vocab.min_freq and w not in encoder.vocab.stoi]
-    vocab = Vocab(encoder.vocab.itos + new)
+    seen = Vocab.build([], cfg.vocab.min_freq, None, counter=Counter(counts))  # its ranking
+    vocab = Vocab(encoder.vocab.itos + [w for w in seen.itos[2:] if w not in encoder.vocab.stoi])
     old = encoder.tensors["embedding.weight"]
     rng = torch.Generator().manual_seed(cfg.train.seed)
-    extra = torch.randn(len(new), old.shape[1], generator=rng) * old[2:].std()
+    extra = torch.randn(len(vocab) - len(encoder.vocab), old.shape[1], generator=rng) * old[2:].std()
     model = TextLSTM(cfg.model, len(vocab), n_labels, torch.cat([old, extra]))
     model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in encoder.tensors.items()
                                    if k.startswith("encoder.")})

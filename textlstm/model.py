@@ -32,8 +32,8 @@ class Encoder(nn.Module):
     it is: padding comes after the real tokens, so it cannot reach them. The backward one reads
     each sequence reversed within its length, so it too starts on real tokens. This keeps the
     fused CPU kernels (oneDNN), which are several times faster for training than packed
-    sequences, while a batch still gives the same outputs as its texts one by one. The two
-    directions run side by side on two threads (`directions.py`). With
+    sequences, while a batch still gives the same outputs as its texts one by one. On long
+    batches the two directions run side by side on two threads (`directions.py`). With
     `residual`, each layer's input is added to its output (projected where sizes differ).
     """
 
