@@ -59,9 +59,26 @@ def test_gradcheck_through_the_two_directions(two_threads):
     xs = [torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True) for _ in range(2)]
     params = [p for r in rnns for p in r.parameters()]
 
-    def f(x0, x1, *ps):
-        return directions._TwoDirections.apply(tuple(rnns), x0, x1, *ps)
-    assert torch.autograd.gradcheck(f, (*xs, *params))
+    weights = [torch.randn(2, 5, 4, dtype=torch.float64) for _ in range(2)]
+
+    def f():
+        out0, out1 = directions._TwoDirections.apply(tuple(rnns), *xs, *params)
+        return (out0 * weights[0]).sum() + (out1 * weights[1]).sum()
+    # Central differences by hand: torch.autograd.gradcheck runs backward twice through one
+    # graph (its reentrancy check), which this node refuses once it has freed its inner graphs.
+    analytic = torch.autograd.grad(f(), xs + params)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for tensor, grad in zip(xs + params, analytic):
+            for flat in torch.randint(0, tensor.numel(), (6,), generator=gen).tolist():
+                index = tuple(torch.unravel_index(torch.tensor(flat), tensor.shape))
+                saved = tensor[index].item()
+                tensor[index] = saved + 1e-6
+                up = f().item()
+                tensor[index] = saved - 1e-6
+                down = f().item()
+                tensor[index] = saved
+                assert abs((up - down) / 2e-6 - grad[index].item()) < 1e-6
 
 
 def test_inference_and_frozen_inputs_take_the_same_path(two_threads, monkeypatch):
@@ -98,3 +115,20 @@ def test_short_texts_run_the_directions_in_turn(two_threads, monkeypatch):
     monkeypatch.setattr(directions, "_executor", lambda: pytest.fail("no helper thread for short texts"))
     model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, attention_dim=4), 20, 2)
     model(torch.randint(1, 20, (2, 9)), torch.tensor([9, 3]))[0].sum().backward()
+
+
+def test_backward_frees_the_inner_graphs(two_threads):
+    """The side-by-side node lets its directions' saved activations go at backward, so a loss
+    kept until the next step does not hold two steps' activations; a second backward through
+    it is refused with a clear error."""
+    torch.manual_seed(0)
+    rnns = (nn.LSTM(4, 6, batch_first=True), nn.LSTM(4, 6, batch_first=True))
+    x = [torch.randn(2, 5, 4, requires_grad=True) for _ in range(2)]
+    outs = directions.run_directions(rnns, x)
+    loss = sum(o.sum() for o in outs)
+    node = outs[0].grad_fn
+    loss.backward(retain_graph=True)
+    assert x[0].grad is not None and rnns[1].weight_hh_l0.grad is not None
+    with pytest.raises(RuntimeError, match="twice"):
+        loss.backward()
+    assert node is outs[0].grad_fn

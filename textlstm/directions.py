@@ -92,6 +92,9 @@ class _TwoDirections(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g0, g1):
+        if ctx.outs is None:
+            raise RuntimeError("The two directions' graphs were freed by the first backward; "
+                               "backward through them twice (retain_graph=True) is not supported.")
         params0 = list(ctx.rnns[0].parameters())
         params1 = list(ctx.rnns[1].parameters())
         wanted = [[ctx.leaves[0], *params0], [ctx.leaves[1], *params1]]
@@ -99,13 +102,13 @@ class _TwoDirections(torch.autograd.Function):
         def differentiate(i, grad):
             def run():
                 targets = [t for t in wanted[i] if t.requires_grad]
-                # The inner graph lives as long as this node (backward may be run twice with
-                # retain_graph), and goes with it.
-                found = iter(torch.autograd.grad(ctx.outs[i], targets, grad, allow_unused=True,
-                                                 retain_graph=True))
+                found = iter(torch.autograd.grad(ctx.outs[i], targets, grad, allow_unused=True))
                 return [next(found) if t.requires_grad else None for t in wanted[i]]
             return run
         grads = _side_by_side([differentiate(0, g0), differentiate(1, g1)], ctx.threads)
+        # The inner graphs' saved activations go now, not when the outer graph is dropped
+        # (which can be after the next step's forward has built its own).
+        ctx.outs = ctx.leaves = None
         (gx0, *gp0), (gx1, *gp1) = grads
         return (None, gx0, gx1, *gp0, *gp1)
 
