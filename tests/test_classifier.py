@@ -138,7 +138,7 @@ def test_unseen_vector_words_join_the_vocabulary_with_their_vectors(tmp_path):
     assert "splendid" not in plain.vocab_
     clf = TextClassifier(small_config(**{"train.epochs": 3, "vocab.unseen_vector_words": "true"})).fit(
         texts, labels, vectors=vec)
-    assert clf.vocab_.itos[-3:] == ["dreadful", "splendid", "zesty"]  # after the training words, sorted
+    assert clf.vocab_.itos[-3:] == ["splendid", "dreadful", "zesty"]  # after the training words, file order
     assert clf.vocab_.itos[:len(plain.vocab_)] == plain.vocab_.itos
     for i, w in enumerate(words):
         if w in ("splendid", "dreadful", "zesty"):  # never in a batch: still exactly the file's vector
@@ -158,3 +158,22 @@ def test_unseen_vector_words_respect_max_size(tmp_path):
     clf = TextClassifier(cfg).fit(POS + NEG, ["p"] * 6 + ["n"] * 6, vectors=vec)
     assert len(clf.vocab_) == 32  # <pad>, <unk> and 30 words, the training words first
     assert "great" in clf.vocab_
+    added = [w for w in clf.vocab_.itos if w.startswith("w") and w[1:].isdigit()]
+    assert added == [f"w{i}" for i in range(len(added))]  # the file's first (most frequent) words
+
+
+def test_case_fallback_reads_unseen_capitalised_words_lowercased(tmp_path):
+    """A model that keeps case with lowercase vectors: "Splendid", never seen, is read as
+    "splendid" (an unseen vector word) instead of <unk>, and the setting stays with the model."""
+    vec = tmp_path / "v.txt"
+    vec.write_text("".join(f"{w} " + " ".join(["0.5"] * 8) + "\n" for w in ["great", "splendid"]))
+    texts, labels = POS + NEG, ["p"] * 6 + ["n"] * 6
+    settings = {"train.epochs": 1, "tokenizer.lower": "false", "vocab.unseen_vector_words": "true"}
+    plain = TextClassifier(small_config(**settings)).fit(texts, labels, vectors=vec)
+    assert plain.encode(["Splendid"]).ids[0].tolist() == [1]
+    clf = TextClassifier(small_config(**settings, **{"vocab.case_fallback": "true"})).fit(texts, labels, vectors=vec)
+    ids = clf.encode(["Splendid film", "Zzz"]).ids
+    assert ids[0].tolist() == [clf.vocab_["splendid"], clf.vocab_["film"]] and ids[1].tolist() == [1]
+    clf.save(tmp_path / "m")
+    loaded = TextClassifier.load(tmp_path / "m")
+    assert loaded.encode(["Splendid"]).ids[0].tolist() == [clf.vocab_["splendid"]]

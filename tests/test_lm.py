@@ -79,6 +79,8 @@ def test_a_classifier_starts_from_the_encoder_and_freezes_it_with_the_embeddings
     moved = [k for k, v in enc.tensors.items() if k.startswith("encoder.")
              and not torch.equal(clf2.model_.state_dict()[k], v)]
     assert moved  # unfrozen in epoch 2: the recurrent layers train too
+    clf2.save(path.parent / "clf")  # loaded, the model still knows its encoder is pretrained
+    assert TextClassifier.load(path.parent / "clf").model_.pretrained_encoder
 
 
 def test_mismatched_settings_vectors_and_classifiers_are_refused(encoder, tmp_path):

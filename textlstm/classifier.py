@@ -133,6 +133,7 @@ class TextClassifier:
             torch.manual_seed(cfg.train.seed)
             model = TextLSTM(cfg.model, len(vocab), len(classes),
                              torch.from_numpy(matrix) if matrix is not None else None)
+        vocab.case_fallback = cfg.vocab.case_fallback
         train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
         weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
         return vocab, train_data, model, weights
@@ -257,6 +258,8 @@ class TextClassifier:
         model = quantize_model(model.eval(), clf.config.model.quantization)  # "none": unchanged
         if is_quantized(model):
             clf.config.train.device = "cpu"  # PyTorch's int8 kernels run on the CPU only
+        model.pretrained_encoder = bool(clf.config.embeddings.encoder)  # fine_tune freezes it too
+        art.vocab.case_fallback = clf.config.vocab.case_fallback
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf
 
@@ -265,20 +268,21 @@ def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Cal
     """The vocabulary of token `counts` under `cfg.vocab`, and the embedding matrix and coverage
     of `vectors` (None, None without them). Records the vectors path in `cfg.embeddings`."""
     extra: set[str] = set()
-    known: set[str] = set()
+    in_file: list[str] = []
     if vectors is not None:
         cfg.embeddings.vectors = str(vectors)
         if cfg.vocab.add_vector_words or cfg.vocab.unseen_vector_words:
-            known = read_vector_words(vectors, format=cfg.embeddings.format)
+            in_file = read_vector_words(vectors, format=cfg.embeddings.format)
+        known = set(in_file)
         if cfg.vocab.add_vector_words:
             extra = {w for w in counts if w in known or w.lower() in known}
     vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
-    if cfg.vocab.unseen_vector_words and known:
+    if cfg.vocab.unseen_vector_words and in_file:
         # Words the training data lacks keep their pretrained vectors, so a text at prediction
-        # time that uses them is not reduced to <unk> (after the training words; sorted, so
-        # the vocabulary does not depend on the file's order or on hashing).
-        room = len(known) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
-        vocab = Vocab(vocab.itos + sorted(w for w in known if w not in vocab.stoi)[:room])
+        # time that uses them is not reduced to <unk> (after the training words, in the file's
+        # order: vector files list the frequent words first, so `max_size` keeps those).
+        room = len(in_file) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
+        vocab = Vocab(vocab.itos + [w for w in in_file if w not in vocab.stoi][:room])
     _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
     if vectors is None:
         return vocab, None, None

@@ -42,6 +42,7 @@ class VocabConfig:
     max_size: int = 100_000
     add_vector_words: bool = True  # keep words seen once if they have a pretrained vector
     unseen_vector_words: bool = False  # also every word of the vectors file not in the training data
+    case_fallback: bool = False  # a token the vocabulary lacks is looked up lowercased (cased models)
 
 
 @dataclass

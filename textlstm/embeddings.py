@@ -125,23 +125,24 @@ def load_vectors(path: str | os.PathLike, vocab: Vocab, *, format: str = "auto",
 
 
 def read_vector_words(path: str | os.PathLike, *, format: str = "auto",
-                      encoding: str = "utf-8") -> set[str]:
-    """The words of a vectors file, cheaply: text formats are scanned without parsing numbers.
-    Used to keep rare corpus words that have a vector (`Vocab.build(extra_words=...)`)."""
+                      encoding: str = "utf-8") -> list[str]:
+    """The words of a vectors file in the file's order (each once), cheaply: text formats are
+    scanned without parsing numbers. Used to keep rare corpus words that have a vector
+    (`Vocab.build(extra_words=...)`) and to add words the training data lacks."""
     path = Path(path)
     fmt = _resolve_format(path, format)
     if fmt not in TEXT_FORMATS:
-        return set(_gensim_load(path, fmt, encoding).index_to_key)
-    words: set[str] = set()
+        return list(dict.fromkeys(_gensim_load(path, fmt, encoding).index_to_key))
+    words: dict[str, None] = {}
     with _reading(path) as fh:
         _, dim, lines = _text_layout(path, fh, fmt)
         for lineno, word, _, _ in _scan(path, lines, dim):
             try:
-                words.add(word.decode(encoding))
+                words.setdefault(word.decode(encoding))
             except UnicodeDecodeError as exc:
                 raise VectorsError(f"{where(path, lineno)}: the word is not {encoding} ({exc}). "
                                    "Pass the file's encoding.") from None
-    return words
+    return list(words)
 
 
 # ---------------------------------------------------------------- text formats: the fast path

@@ -210,7 +210,8 @@ def _sidecar(clf: TextClassifier, path: Path, opset: int, quantize: str) -> dict
             "inputs": {"ids": "int64 (batch, seq): token ids from 'vocab', right-padded with 0",
                        "lengths": "int64 (batch,): real tokens per text, at least 1 (an empty text is one <unk>)"},
             "outputs": {"logits": "float32 (batch, labels)", "probabilities": "float32 (batch, labels), softmax"},
-            "tokenizer": clf.tokenizer.to_dict(), "vocab": clf.vocab_.itos}
+            "tokenizer": clf.tokenizer.to_dict(), "vocab": clf.vocab_.itos,
+            "vocab_case_fallback": clf.vocab_.case_fallback}
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
@@ -237,7 +238,7 @@ class OnnxClassifier:
         meta = read_sidecar(path)
         self.classes_: list[str] = meta["labels"]
         self.tokenizer = Tokenizer.from_dict(meta["tokenizer"])
-        self.vocab = Vocab(meta["vocab"])
+        self.vocab = Vocab(meta["vocab"], case_fallback=bool(meta.get("vocab_case_fallback", False)))
         self.session = onnxruntime.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
 
     def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:

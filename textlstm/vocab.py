@@ -14,13 +14,18 @@ PAD_ID, UNK_ID = 0, 1
 
 class Vocab:
     """Maps tokens to ids. `<pad>` is 0 and `<unk>` is 1; unknown tokens map to `<unk>`.
+    With `case_fallback`, a token the vocabulary lacks is looked up lowercased before it
+    becomes `<unk>` (for models that keep case: "Berlin", never seen, reads as "berlin").
 
     >>> v = Vocab.build([["a", "b", "a"]])
     >>> v.lookup_indices(["a", "zzz"])
     [2, 1]
+    >>> Vocab(v.itos, case_fallback=True).lookup_indices(["A", "B", "Zzz"])
+    [2, 3, 1]
     """
 
-    def __init__(self, itos: Sequence[str]):
+    def __init__(self, itos: Sequence[str], case_fallback: bool = False):
+        self.case_fallback = case_fallback
         if list(itos[:2]) != [PAD, UNK]:
             raise ValueError(f"a Vocab starts with {PAD!r}, {UNK!r}; got {list(itos[:2])}")
         self.itos: list[str] = list(itos)
@@ -61,13 +66,15 @@ class Vocab:
         return token in self.stoi
 
     def __getitem__(self, token: str) -> int:
-        return self.stoi.get(token, UNK_ID)
+        return self.lookup_indices([token])[0]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.itos == other.itos
 
     def lookup_indices(self, tokens: Iterable[str]) -> list[int]:
         get = self.stoi.get
+        if self.case_fallback:
+            return [get(t) or get(t.lower(), UNK_ID) for t in tokens]  # id 0 is <pad>, never a token's
         return [get(t, UNK_ID) for t in tokens]
 
     def lookup_tokens(self, ids: Iterable[int]) -> list[str]:
