@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from textlstm import TextClassifier
 from textlstm.cli import app
 from textlstm.config import make_config
-from textlstm.errors import ConfigError, ModelFileError
+from textlstm.errors import ConfigError, ModelFileError, TrainingError
 from textlstm import lm
 from textlstm.lm import BiLM, adaptive_nll, load_encoder, pretrain_lm
 
@@ -95,13 +95,28 @@ def test_mismatched_settings_vectors_and_classifiers_are_refused(encoder, tmp_pa
     with pytest.raises(ConfigError, match="pretrain-lm"):
         TextClassifier(cfg(f'embeddings.encoder="{path}"')).fit(texts, labels, vectors=vec)
     model_dir = TextClassifier(cfg("train.epochs=1")).fit(texts, labels).save(tmp_path / "clf")
-    with pytest.raises(ModelFileError, match="not a pretrained encoder"):
+    with pytest.raises(ModelFileError, match="not a pretrained encoder") as info:
         load_encoder(model_dir)
+    assert str(info.value).startswith(str(model_dir)) and "ValueError" not in str(info.value)
 
 
 def test_stacked_encoders_are_not_pretrained():
-    with pytest.raises(ConfigError, match="num_layers = 1"):
+    with pytest.raises(ConfigError, match=r"num_layers = 1 .*\(got 2 and true\)"):
         BiLM(cfg("model.num_layers=2").model, vocab_size=10)
+
+
+@pytest.mark.parametrize("setting, message", [('train.schedule="plateau"', "plateau"),
+                                              ('train.device="cuda"', "runs on the CPU")])
+def test_settings_pretraining_cannot_honour_are_refused(unlabelled, tmp_path, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        pretrain_lm(unlabelled, tmp_path / "enc", cfg(setting))
+    assert not (tmp_path / "enc").exists()
+
+
+def test_a_non_finite_loss_stops_pretraining_and_saves_nothing(unlabelled, tmp_path):
+    with pytest.raises(TrainingError, match=r"Non-finite loss .* at epoch 1, step \d+; nothing was saved"):
+        pretrain_lm(unlabelled, tmp_path / "enc", cfg("train.lr=1e30", "train.clip_norm=0", "train.epochs=2"))
+    assert not (tmp_path / "enc").exists()
 
 
 def test_each_direction_predicts_a_word_it_has_not_read(monkeypatch):

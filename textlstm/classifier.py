@@ -22,15 +22,15 @@ from .batching import EncodedDataset
 from .config import Config, ModelConfig
 from .corpus import load_corpus
 from .data import label_order
-from .embeddings import load_vectors, read_vector_words
 from .errors import ConfigError, DataError, NotFittedError
 from .infer import predict_logits, softmax
 from .metrics import evaluate as evaluate_predictions
 from .model import TextLSTM, expected_shapes
 from .quantize import float_state_dict, is_quantized, quantize_model
 from .tokenize import Tokenizer
-from .train import Callback, Trainer, class_weights_for, resolve_device, setup_threads
-from .vocab import Vocab
+from .lm import check_compatible, load_encoder, start_from_encoder
+from .train import Callback, Trainer, class_weights_for, resolve_device, say, setup_threads
+from .vocab_vectors import vocab_and_vectors
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -79,7 +79,7 @@ class TextClassifier:
     def _read(self, path, tok: Tokenizer, callbacks):
         corpus = load_corpus(path, self.config.data, tok)
         self.reports_.append(corpus.report)
-        _say(callbacks, corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
+        say(callbacks, corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
         return corpus
 
     def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks):
@@ -129,7 +129,7 @@ class TextClassifier:
             vocab, matrix, self.coverage_ = vocab_and_vectors(cfg, counts, vectors, callbacks)
             if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
                 cfg.train.freeze = "never"  # random embeddings have nothing to protect
-                _say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
+                say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
             torch.manual_seed(cfg.train.seed)
             model = TextLSTM(cfg.model, len(vocab), len(classes),
                              torch.from_numpy(matrix) if matrix is not None else None)
@@ -140,8 +140,6 @@ class TextClassifier:
 
     def _from_encoder(self, counts: Counter, vectors, n_labels: int, callbacks):
         """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
-        from .lm import check_compatible, load_encoder, start_from_encoder
-
         cfg, path = self.config, self.config.embeddings.encoder
         if vectors is not None:
             raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
@@ -151,7 +149,7 @@ class TextClassifier:
         torch.manual_seed(cfg.train.seed)
         vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
         covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
-        _say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
+        say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
                         f"training tokens; vocabulary {len(vocab):,}")
         return vocab, model
 
@@ -264,35 +262,6 @@ class TextClassifier:
         return clf
 
 
-def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Callback] | None = None):
-    """The vocabulary of token `counts` under `cfg.vocab`, and the embedding matrix and coverage
-    of `vectors` (None, None without them). Records the vectors path in `cfg.embeddings`."""
-    extra: set[str] = set()
-    in_file: list[str] = []
-    if vectors is not None:
-        cfg.embeddings.vectors = str(vectors)
-        if cfg.vocab.add_vector_words or cfg.vocab.unseen_vector_words:
-            in_file = read_vector_words(vectors, format=cfg.embeddings.format)
-        known = set(in_file)
-        if cfg.vocab.add_vector_words:
-            extra = {w for w in counts if w in known or w.lower() in known}
-    vocab = Vocab.build([], cfg.vocab.min_freq, cfg.vocab.max_size, extra, counter=counts)
-    if cfg.vocab.unseen_vector_words and in_file:
-        # Words the training data lacks keep their pretrained vectors, so a text at prediction
-        # time that uses them is not reduced to <unk> (after the training words, in the file's
-        # order: vector files list the frequent words first, so `max_size` keeps those).
-        room = len(in_file) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
-        vocab = Vocab(vocab.itos + [w for w in in_file if w not in vocab.stoi][:room])
-    _say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
-    if vectors is None:
-        return vocab, None, None
-    loaded = load_vectors(vectors, vocab, format=cfg.embeddings.format,
-                          expected_dim=cfg.model.embedding_dim, oov_init=cfg.embeddings.oov_init,
-                          counts=counts, seed=cfg.train.seed)
-    _say(callbacks, loaded.coverage.summary())
-    return vocab, loaded.matrix, loaded.coverage
-
-
 def _file_id(path: str | None) -> str | None:
     """A vectors file as a resumed run must find it again: path, size and modification time."""
     if path is None:
@@ -300,10 +269,6 @@ def _file_id(path: str | None) -> str | None:
     st = Path(path).stat()
     return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
 
-
-def _say(callbacks: list[Callback] | None, text: str) -> None:
-    for cb in callbacks or []:
-        cb.on_info(text)
 
 
 def _check_known(labels: Sequence[str], index: dict[str, int], what: str) -> None:

@@ -31,7 +31,7 @@ from .infer import predict_logits
 from .metrics import evaluate as evaluate_predictions
 from .prune import check_schedule, make_permanent, prune_model, schedule, zero_share
 from .quantize import check_quantization, float_state_dict, is_quantized, quantize_model
-from .train import Callback, setup_threads
+from .train import Callback, say, setup_threads
 
 WARMUP_TEXTS = 64
 
@@ -173,7 +173,7 @@ def _prune(clf: TextClassifier, opts: CompressOptions, evaluator: _Evaluator | N
     """Prune in steps (fine-tuning after each when `opts.train`), then make the zeros permanent."""
     rows = []
     for sparsity in schedule(opts.prune, opts.prune_steps):
-        _say(callbacks, f"pruning to {sparsity:.0%} zeros ({opts.prune_scope})")
+        say(callbacks, f"pruning to {sparsity:.0%} zeros ({opts.prune_scope})")
         prune_model(clf.model_, sparsity, opts.prune_scope)
         seconds = None
         if opts.train is not None:
@@ -192,7 +192,7 @@ def _row(step: str, model: nn.Module, evaluator: _Evaluator | None, callbacks,
     row = StepReport(step, zero_share(model) if zeros is None else zeros, _file_bytes(model),
                      finetune_seconds=finetune_seconds)
     if evaluator is not None:
-        _say(callbacks, f"measuring: {step}")
+        say(callbacks, f"measuring: {step}")
         for key, value in evaluator.measure(model).items():
             setattr(row, key, value)
     return row
@@ -215,7 +215,3 @@ def report_table(result: CompressResult) -> Table:
 def _jsonable(opts: CompressOptions) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, os.PathLike) else v for k, v in asdict(opts).items()}
 
-
-def _say(callbacks: list[Callback] | None, text: str) -> None:
-    for cb in callbacks or []:
-        cb.on_info(text)

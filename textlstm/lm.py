@@ -16,6 +16,7 @@ layer, which has already seen the word to predict.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -28,14 +29,15 @@ import torch
 from torch import nn
 
 from . import precision
-from .artifact import Artifact, load_artifact, save_artifact
+from .artifact import CONFIG_FILE, Artifact, load_artifact, save_artifact
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share, sorted_batches
 from .config import Config, ModelConfig
 from .corpus import load_corpus
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError, ModelFileError, TrainingError
 from .model import TextLSTM, expected_shapes
 from .tokenize import Tokenizer
 from .vocab import Vocab
+from .vocab_vectors import vocab_and_vectors
 from .train import Callback, make_optimizer, make_scheduler, n_batches, setup_threads
 
 KIND = "bilm-encoder"
@@ -55,9 +57,10 @@ class BiLM(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, embeddings: torch.Tensor | None = None):
         super().__init__()
         if cfg.num_layers != 1 or not cfg.bidirectional:
-            raise ConfigError("Language-model pretraining needs model.num_layers = 1 and a bidirectional "
-                              "encoder: a stacked bidirectional encoder lets each direction see the "
-                              "words it must predict.")
+            raise ConfigError("Language-model pretraining needs model.num_layers = 1 and "
+                              f"model.bidirectional = true (got {cfg.num_layers} and "
+                              f"{str(cfg.bidirectional).lower()}): a stacked bidirectional encoder "
+                              "lets each direction see the words it must predict.")
         self.net = TextLSTM(cfg, vocab_size, 2, embeddings)  # its pooling and head stay unused
         self.hidden = cfg.hidden_size
         self.dropout = nn.Dropout(cfg.dropout)
@@ -123,9 +126,12 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     file) with `cfg`'s tokenizer, vocabulary, model and training settings (epochs, batch size,
     LR, schedule, clipping, `amp`), starting from `vectors` if given; save the encoder to
     `out_dir`. Runs on the CPU. Returns the directory and one record per epoch."""
-    from .classifier import vocab_and_vectors  # the same vocabulary rules as a classifier
-
     cfg.validate()
+    if cfg.train.schedule == "plateau":
+        raise ConfigError("pretrain-lm has no validation score to drive train.schedule = \"plateau\"; "
+                          "use cosine, linear, onecycle or constant.")
+    if cfg.train.device not in ("auto", "cpu"):
+        raise ConfigError(f"pretrain-lm runs on the CPU; train.device = {cfg.train.device!r} is not supported.")
     callbacks = callbacks or []
     corpus = load_corpus(data, cfg.data, Tokenizer(cfg.tokenizer), labelled=False)
     for cb in callbacks:
@@ -144,7 +150,6 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
                                "weight_decay": cfg.train.weight_decay, "lr": cfg.train.lr})
     per_epoch = n_batches(len(train), cfg.train.batch_size, cfg.train.bucket_chunk)
     scheduler = make_scheduler(optimizer, cfg.train, cfg.train.epochs * per_epoch)
-    amp = precision.amp_dtype(torch.device("cpu"), cfg.train.amp)
     history: list[dict[str, Any]] = []
     model.train()
     for epoch in range(1, cfg.train.epochs + 1):
@@ -152,22 +157,8 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
                                  np.random.default_rng([cfg.train.seed, epoch]))
         for cb in callbacks:
             cb.on_epoch_start(epoch, len(batches), False)
-        start, total, count, tokens = time.perf_counter(), 0.0, 0, 0
-        for step, (_, ids, lengths, _) in enumerate(iterate(train, batches), start=1):
-            with precision.autocast(torch.device("cpu"), amp):
-                loss, n = model(ids, lengths)
-            if n:
-                optimizer.zero_grad(set_to_none=True)
-                (loss / n).backward()
-                if cfg.train.clip_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)
-                optimizer.step()
-            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step()
-            value, real = float(loss.detach()), int(lengths.sum())
-            total, count, tokens = total + value, count + n, tokens + real
-            for cb in callbacks:
-                cb.on_step(epoch, step, value / max(n, 1), real, optimizer.param_groups[0]["lr"])
+        start = time.perf_counter()
+        total, count, tokens = _epoch(model, optimizer, scheduler, train, batches, cfg, epoch, callbacks)
         seconds = time.perf_counter() - start
         record = {"epoch": epoch, "train_loss": total / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
                   "padding_share": padding_share(batches, train.lengths),
@@ -184,6 +175,32 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     return save_artifact(out_dir, Artifact(cfg.to_dict(), [], vocab, tensors, meta)), history
 
 
+def _epoch(model: BiLM, optimizer, scheduler, train: EncodedDataset, batches, cfg: Config, epoch: int,
+           callbacks: list[Callback]) -> tuple[float, int, int]:
+    """One pass over `batches`; returns the summed loss, predicted words and real tokens."""
+    amp = precision.amp_dtype(torch.device("cpu"), cfg.train.amp)
+    total, count, tokens = 0.0, 0, 0
+    for step, (_, ids, lengths, _) in enumerate(iterate(train, batches), start=1):
+        with precision.autocast(torch.device("cpu"), amp):
+            loss, n = model(ids, lengths)
+        value, real = float(loss.detach()), int(lengths.sum())
+        if not math.isfinite(value):
+            raise TrainingError(f"Non-finite loss ({value}) at epoch {epoch}, step {step}; nothing was "
+                                "saved. Lower train.lr or set train.clip_norm.")
+        if n:
+            optimizer.zero_grad(set_to_none=True)
+            (loss / n).backward()
+            if cfg.train.clip_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)
+            optimizer.step()
+        scheduler.step()
+        del loss  # its graph goes before the next step builds one
+        total, count, tokens = total + value, count + n, tokens + real
+        for cb in callbacks:
+            cb.on_step(epoch, step, value / max(n, 1), real, optimizer.param_groups[0]["lr"])
+    return total, count, tokens
+
+
 def _encoder_shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
     if n_labels:
         raise ValueError(NOT_ENCODER)
@@ -193,6 +210,13 @@ def _encoder_shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, t
 
 def load_encoder(directory: str | os.PathLike) -> Artifact:
     """A directory written by `pretrain_lm`, checked like a model directory."""
+    try:  # a classifier's directory is named as such before its shapes are checked
+        doc = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+        kind = (doc.get("meta") or {}).get("kind")
+    except (OSError, ValueError, AttributeError):
+        doc = kind = None  # load_artifact says what is wrong
+    if doc is not None and kind != KIND:
+        raise ModelFileError(f"{directory}: {NOT_ENCODER}")
     art = load_artifact(directory, expected_shapes=_encoder_shapes)
     if art.meta.get("kind") != KIND:
         raise ModelFileError(f"{directory}: {NOT_ENCODER}")

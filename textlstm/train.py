@@ -44,6 +44,12 @@ class Callback:
     def on_epoch_end(self, record: dict[str, Any]) -> None: ...
 
 
+def say(callbacks: list[Callback] | None, text: str) -> None:
+    """Pass one line of information to every callback."""
+    for cb in callbacks or []:
+        cb.on_info(text)
+
+
 @dataclass
 class TrainState:
     """Everything besides tensors that a checkpoint restores."""
@@ -205,7 +211,8 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg, cfg.epochs * self.batches_per_epoch)
         self.amp_dtype = precision.amp_dtype(self.device, cfg.amp)
         if cfg.amp and self.amp_dtype is None and self.dist.is_main:
-            log.warning("train.amp: this CPU has no native bfloat16, so training stays in float32")
+            log.warning("train.amp: %s, so training stays in float32", "this CPU has no native bfloat16"
+                        if self.device.type == "cpu" else f"no mixed precision on {self.device.type}")
         # Loss scaling only for float16; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainState()
