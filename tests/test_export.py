@@ -21,7 +21,8 @@ NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minu
        "tedious and flat", "terrible from start to end", "a bore, truly bad"]
 # lengths from 1 to 17 tokens, words the model never saw, an empty text (one <unk>)
 QUERIES = ["great", "", "awful acting", "what a wonderful, warm and moving story it was from start to end",
-           "zzz unseen words", "I hated every single minute of this tedious, flat and boring mess", "brilliant"]
+           "zzz unseen words", "I hated every single minute of this tedious, flat and boring mess", "brilliant",
+           "Wonderful ACTING"]  # read lowercased (vocab.case_fallback)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def exported(tmp_path_factory):
     cfg = make_config(overrides=[
         "model.hidden_size=8", "model.embedding_dim=6", "model.attention_dim=4", "model.num_layers=2",
         "model.residual=true", "model.pooling=\"attention+max+mean+last\"", "train.epochs=3",
-        "train.batch_size=4", "train.threads=1", "data.val_split=0", "tokenizer.kind=\"regex\""])
+        "train.batch_size=4", "train.threads=1", "data.val_split=0", "tokenizer.kind=\"regex\"",
+        "tokenizer.lower=false", "vocab.case_fallback=true"])
     TextClassifier(cfg).fit(POS + NEG, ["pos"] * 6 + ["neg"] * 6).save(d / "model")
     res = CliRunner().invoke(app, ["export", str(d / "model"), "--format", "onnx", "--out", str(d / "m.onnx")])
     assert res.exit_code == 0, res.output
@@ -43,7 +45,7 @@ def test_export_writes_the_graph_and_its_sidecar(exported):
     meta = read_sidecar(d / "m.onnx")
     clf = TextClassifier.load(d / "model")
     assert meta["labels"] == clf.classes_ and meta["vocab"] == clf.vocab_.itos
-    assert meta["tokenizer"] == clf.tokenizer.to_dict()
+    assert meta["tokenizer"] == clf.tokenizer.to_dict() and meta["vocab_case_fallback"] is True
     session = ort.InferenceSession(str(d / "m.onnx"), providers=["CPUExecutionProvider"])
     inputs = {i.name: i.shape for i in session.get_inputs()}
     assert set(inputs) == {"ids", "lengths"} and all(isinstance(x, str) for x in inputs["ids"])
