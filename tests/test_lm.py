@@ -67,6 +67,9 @@ def test_a_classifier_starts_from_the_encoder_and_freezes_it_with_the_embeddings
     clf = TextClassifier(c).fit(texts, labels)
     assert clf.vocab_.itos[:len(enc.vocab)] == enc.vocab.itos  # the encoder's words first, same ids
     assert "twist" in clf.vocab_ and "twist" not in enc.vocab  # then the training words it lacks
+    capped = TextClassifier(cfg(f'embeddings.encoder="{path}"', "train.epochs=1", "data.val_split=0",
+                                f"vocab.max_size={len(enc.vocab) - 2 + 1}")).fit(texts, labels)
+    assert len(capped.vocab_) == len(enc.vocab) + 1  # vocab.max_size holds for the added words
     state = clf.model_.state_dict()
     for name, value in enc.tensors.items():  # frozen for the only epoch: unchanged
         if name == "embedding.weight":

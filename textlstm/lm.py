@@ -237,11 +237,14 @@ def check_compatible(encoder: Artifact, cfg: Config, where: str) -> None:
 
 def start_from_encoder(encoder: Artifact, counts: Counter, cfg: Config, n_labels: int
                        ) -> tuple[Any, TextLSTM]:
-    """The classifier's vocabulary (the encoder's, then training words it lacks, seen
-    `vocab.min_freq` times) and a model whose embeddings and recurrent layers are the
-    encoder's; new words get random vectors of the encoder embeddings' spread."""
+    """The classifier's vocabulary (the encoder's, then the most frequent training words it
+    lacks, seen `vocab.min_freq` times, up to `vocab.max_size` words in all) and a model whose
+    embeddings and recurrent layers are the encoder's; new words get random vectors of the
+    encoder embeddings' spread."""
     seen = Vocab.build([], cfg.vocab.min_freq, None, counter=Counter(counts))  # its ranking
-    vocab = Vocab(encoder.vocab.itos + [w for w in seen.itos[2:] if w not in encoder.vocab.stoi])
+    new = [w for w in seen.itos[2:] if w not in encoder.vocab.stoi]
+    room = len(new) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(encoder.vocab))
+    vocab = Vocab(encoder.vocab.itos + new[:room])
     old = encoder.tensors["embedding.weight"]
     rng = torch.Generator().manual_seed(cfg.train.seed)
     extra = torch.randn(len(vocab) - len(encoder.vocab), old.shape[1], generator=rng) * old[2:].std()
