@@ -75,31 +75,14 @@ class BiLM(nn.Module):
         real = steps + 1 < lengths.to(ids.device)[:, None]  # pairs (t, t+1) inside a text
         forward = states[:, :-1, :self.hidden][real]  # predicts the next word
         backward = states[:, 1:, self.hidden:][real]  # predicts the previous word
-        inputs = self.dropout(torch.cat([forward, backward]))
+        inputs = self.dropout(torch.cat([forward, backward]).float())
         targets = torch.cat([ids[:, 1:][real], ids[:, :-1][real]])
         if len(targets) == 0:
             return inputs.sum() * 0.0, 0
-        return adaptive_nll(self.softmax, inputs, targets), len(targets)
-
-
-def adaptive_nll(softmax: nn.AdaptiveLogSoftmaxWithLoss, inputs: torch.Tensor, targets: torch.Tensor
-                 ) -> torch.Tensor:
-    """The summed negative log-likelihood of `targets` under `softmax`'s head and clusters:
-    the value of `softmax(inputs, targets).loss * len(targets)`, computed so that mixed
-    precision applies. The module's own forward needs one dtype throughout (its `index_copy_`
-    fails under autocast), so it ran in float32, and its head projection, applied to every
-    predicted token, was most of a pretraining step; here the projections run in autocast's
-    type and each log-softmax in float32."""
-    cutoffs = softmax.cutoffs  # [shortlist, ..., n_classes]
-    group = torch.bucketize(targets, torch.tensor(cutoffs, device=targets.device), right=True)
-    head_index = torch.where(group == 0, targets, softmax.shortlist_size + group - 1)
-    total = -softmax.head(inputs).float().log_softmax(1).gather(1, head_index[:, None]).sum()
-    for i, cluster in enumerate(softmax.tail, start=1):
-        rows = (group == i).nonzero().squeeze(1)
-        if len(rows):
-            logprob = cluster(inputs[rows]).float().log_softmax(1)
-            total = total - logprob.gather(1, (targets[rows] - cutoffs[i - 1])[:, None]).sum()
-    return total
+        # In float32: the module's index_copy_ needs one dtype throughout. Rewriting its loss to
+        # run the projections in bfloat16 was measured and gained nothing (1.00-1.02x tokens/s).
+        with torch.autocast(inputs.device.type, enabled=False):
+            return self.softmax(inputs, targets).loss * len(targets), len(targets)
 
 
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
