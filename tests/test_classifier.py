@@ -177,3 +177,14 @@ def test_case_fallback_reads_unseen_capitalised_words_lowercased(tmp_path):
     clf.save(tmp_path / "m")
     loaded = TextClassifier.load(tmp_path / "m")
     assert loaded.encode(["Splendid"]).ids[0].tolist() == [clf.vocab_["splendid"]]
+
+
+def test_case_fallback_applies_to_the_training_data_too():
+    """"Great" seen once (below vocab.min_freq) is trained as "great", not as <unk>."""
+    tokens = [["great", "film"], ["great", "plot"], ["Great", "film"], ["bad", "film"]]
+    for fallback, expected in [("false", 1), ("true", None)]:
+        clf = TextClassifier(small_config(**{"tokenizer.lower": "false", "vocab.min_freq": 2,
+                                             "vocab.case_fallback": fallback}))
+        vocab, data, _, _ = clf.prepare_training(tokens, ["p", "p", "p", "n"], ["n", "p"])
+        assert vocab.case_fallback is (fallback == "true")
+        assert data.ids[2].tolist()[0] == (expected or vocab["great"])

@@ -63,6 +63,15 @@ def test_onnx_probabilities_equal_textlstm_within_1e4(exported, batch_size):
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
 
+def test_a_sidecar_from_a_newer_textlstm_is_refused(exported, tmp_path):
+    d, _ = exported
+    meta = read_sidecar(d / "m.onnx")
+    (tmp_path / "m.onnx").write_bytes(b"")
+    sidecar_path(tmp_path / "m.onnx").write_text(json.dumps(meta | {"format_version": 99}))
+    with pytest.raises(ModelFileError, match="format_version 99"):
+        read_sidecar(tmp_path / "m.onnx")
+
+
 def test_one_padded_batch_matches_row_by_row(exported):
     """The graph with padding (texts of different lengths in one batch) against each text alone."""
     d, _ = exported

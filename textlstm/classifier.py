@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import Counter
@@ -19,17 +20,18 @@ from sklearn.model_selection import train_test_split
 
 from .artifact import Artifact, load_artifact, save_artifact
 from .batching import EncodedDataset
+from .callbacks import Callback, say
 from .config import Config, ModelConfig
 from .corpus import load_corpus
 from .data import label_order
 from .errors import ConfigError, DataError, NotFittedError
 from .infer import predict_logits, softmax
+from .lm import check_compatible, load_encoder, start_from_encoder
 from .metrics import evaluate as evaluate_predictions
 from .model import TextLSTM, expected_shapes
 from .quantize import float_state_dict, is_quantized, quantize_model
 from .tokenize import Tokenizer
-from .lm import check_compatible, load_encoder, start_from_encoder
-from .train import Callback, Trainer, class_weights_for, resolve_device, say, setup_threads
+from .train import Trainer, class_weights_for, resolve_device, setup_threads
 from .vocab_vectors import vocab_and_vectors
 
 
@@ -99,11 +101,15 @@ class TextClassifier:
                        "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
         if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
             fingerprint["encoder"] = _file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
+        if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
+            fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
+            fingerprint["case_fallback"] = cfg.vocab.case_fallback
         start = time.perf_counter()
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=weights, checkpoint_dir=checkpoint_dir,
                           fingerprint=fingerprint, callbacks=callbacks)
         result = trainer.fit(resume=resume)
+        model.pretrained_encoder = False  # trained with the classifier now: fine_tune freezes the embeddings only
         self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
         self.class_weights_ = None if weights is None else weights.tolist()
         self.meta_ = {"history": result.history, "best_epoch": result.best_epoch,
@@ -133,7 +139,6 @@ class TextClassifier:
             torch.manual_seed(cfg.train.seed)
             model = TextLSTM(cfg.model, len(vocab), len(classes),
                              torch.from_numpy(matrix) if matrix is not None else None)
-        vocab.case_fallback = cfg.vocab.case_fallback
         train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
         weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
         return vocab, train_data, model, weights
@@ -256,7 +261,6 @@ class TextClassifier:
         model = quantize_model(model.eval(), clf.config.model.quantization)  # "none": unchanged
         if is_quantized(model):
             clf.config.train.device = "cpu"  # PyTorch's int8 kernels run on the CPU only
-        model.pretrained_encoder = bool(clf.config.embeddings.encoder)  # fine_tune freezes it too
         art.vocab.case_fallback = clf.config.vocab.case_fallback
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf

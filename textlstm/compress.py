@@ -24,6 +24,7 @@ from torch import nn
 
 from .atomic import check_output_dir
 from .batching import EncodedDataset
+from .callbacks import Callback, say
 from .classifier import TextClassifier, _check_known
 from .corpus import load_corpus
 from .errors import ConfigError, DataError, ModelFileError
@@ -31,7 +32,7 @@ from .infer import predict_logits
 from .metrics import evaluate as evaluate_predictions
 from .prune import check_schedule, make_permanent, prune_model, schedule, zero_share
 from .quantize import check_quantization, float_state_dict, is_quantized, quantize_model
-from .train import Callback, say, setup_threads
+from .train import setup_threads
 
 WARMUP_TEXTS = 64
 

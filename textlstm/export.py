@@ -35,7 +35,7 @@ from .tokenize import Tokenizer
 from .vocab import Vocab
 
 SIDECAR_FORMAT = "textlstm-onnx"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: vocab_case_fallback
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4  # largest allowed |onnxruntime - PyTorch| probability on the check batch
 INT8_TOLERANCE = 0.05  # the same for an int8 graph, against the float model: a sanity bound
@@ -225,6 +225,10 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{side} is not valid JSON ({exc}).") from exc
     if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT:
         raise ModelFileError(f"{side} is not a textlstm ONNX sidecar (no \"format\": \"{SIDECAR_FORMAT}\").")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > SIDECAR_VERSION:
+        raise ModelFileError(f"{side} has format_version {version!r}; this textlstm reads versions up to "
+                             f"{SIDECAR_VERSION}: upgrade textlstm to serve it.")
     return doc
 
 

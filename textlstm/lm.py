@@ -31,14 +31,15 @@ from torch import nn
 from . import precision
 from .artifact import CONFIG_FILE, Artifact, load_artifact, save_artifact
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share, sorted_batches
+from .callbacks import Callback
 from .config import Config, ModelConfig
 from .corpus import load_corpus
 from .errors import ConfigError, ModelFileError, TrainingError
 from .model import TextLSTM, expected_shapes
 from .tokenize import Tokenizer
+from .train import make_optimizer, make_scheduler, n_batches, setup_threads
 from .vocab import Vocab
 from .vocab_vectors import vocab_and_vectors
-from .train import Callback, make_optimizer, make_scheduler, n_batches, setup_threads
 
 KIND = "bilm-encoder"
 PREFIXES = ("embedding.", "encoder.")
@@ -227,7 +228,7 @@ def start_from_encoder(encoder: Artifact, counts: Counter, cfg: Config, n_labels
     seen = Vocab.build([], cfg.vocab.min_freq, None, counter=Counter(counts))  # its ranking
     new = [w for w in seen.itos[2:] if w not in encoder.vocab.stoi]
     room = len(new) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(encoder.vocab))
-    vocab = Vocab(encoder.vocab.itos + new[:room])
+    vocab = Vocab(encoder.vocab.itos + new[:room], case_fallback=cfg.vocab.case_fallback)
     old = encoder.tensors["embedding.weight"]
     rng = torch.Generator().manual_seed(cfg.train.seed)
     extra = torch.randn(len(vocab) - len(encoder.vocab), old.shape[1], generator=rng) * old[2:].std()

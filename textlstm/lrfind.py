@@ -21,13 +21,14 @@ from typing import Callable
 
 import numpy as np
 
+from .callbacks import Callback
 from .classifier import TextClassifier
 from .config import Config
 from .corpus import load_corpus
 from .data import label_order
 from .errors import ConfigError, DataError, TrainingError
 from .tokenize import Tokenizer
-from .train import Callback, Trainer, TrainingInterrupted, n_batches
+from .train import Trainer, TrainingInterrupted, n_batches
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, lr, smoothed loss)
 

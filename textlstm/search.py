@@ -29,12 +29,12 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, ParameterGrid, ParameterSampler, PredefinedSplit, StratifiedKFold
 
 from .atomic import check_output_dir, remove_path
+from .callbacks import Callback
 from .classifier import TextClassifier
 from .config import Config, load_toml, set_value
 from .data import read_dataset
 from .errors import ConfigError, DataError, TrainingError
 from .sklearn import FitCallback, TextLSTMClassifier
-from .train import Callback
 
 
 @dataclass

@@ -21,10 +21,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
+from .callbacks import Callback
 from .classifier import TextClassifier
 from .config import Config, make_config, set_value
 from .errors import ConfigError, NotFittedError, TextInputError
-from .train import Callback
 
 # Estimator parameter -> configuration key. None means "the preset's / default value".
 SETTINGS = {

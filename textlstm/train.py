@@ -21,6 +21,7 @@ from torch import nn
 
 from . import distributed, precision
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share
+from .callbacks import Callback, say  # noqa: F401 (say: part of this module's surface)
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import TextLSTMError, TrainingError
@@ -32,22 +33,6 @@ log = logging.getLogger(__name__)
 
 class TrainingInterrupted(TextLSTMError):
     """Raised after SIGINT/SIGTERM once a resumable checkpoint is written."""
-
-
-class Callback:
-    """Hooks the loop calls; the CLI's progress display is one. All methods are optional."""
-
-    def on_info(self, text: str) -> None: ...
-    def on_epoch_start(self, epoch: int, n_batches: int, frozen: bool) -> None: ...
-    def on_step(self, epoch: int, step: int, loss: float, tokens: int, lr: float) -> None: ...
-    def on_validation(self, record: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
-
-
-def say(callbacks: list[Callback] | None, text: str) -> None:
-    """Pass one line of information to every callback."""
-    for cb in callbacks or []:
-        cb.on_info(text)
 
 
 @dataclass

@@ -9,11 +9,11 @@ from typing import Any
 
 from . import distributed
 from .atomic import check_output_dir
+from .callbacks import Callback
 from .classifier import TextClassifier
 from .config import Config
 from .corpora import DEFAULT_CORPUS
 from .data import read_dataset
-from .train import Callback
 
 
 @dataclass

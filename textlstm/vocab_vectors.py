@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .callbacks import Callback, say
 from .config import Config
 from .embeddings import load_vectors, read_vector_words
-from .train import Callback, say
 from .vocab import Vocab
 
 
@@ -29,6 +29,7 @@ def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Cal
         # order: vector files list the frequent words first, so `max_size` keeps those).
         room = len(in_file) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
         vocab = Vocab(vocab.itos + [w for w in in_file if w not in vocab.stoi][:room])
+    vocab.case_fallback = cfg.vocab.case_fallback
     say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
     if vectors is None:
         return vocab, None, None
