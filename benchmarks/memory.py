@@ -1,0 +1,97 @@
+"""Benchmark: peak memory of training in float32 and in bfloat16 mixed precision, and what
+oneDNN's primitive cache adds to the latter.
+
+Each variant trains `TextClassifier` with the `document-sentiment` preset and the IMDB word2vec
+vectors on the first `--docs` reviews of the fixed IMDB training part (`common.py`), in a fresh
+subprocess of this script, and reports its time and memory from /proc/self/status: VmHWM (peak
+RSS) and VmRSS after the data is read, and both after training.
+
+    python benchmarks/memory.py                          # 4,000 reviews, 2 epochs, ~3 minutes
+    python benchmarks/memory.py --docs 2000 --json out/memory.json
+
+Variants: `float32` (`train.amp = false`), `bfloat16` (`train.amp = true`, the presets'
+setting) and `bfloat16, cache 8` (the same with ONEDNN_PRIMITIVE_CACHE_CAPACITY=8: oneDNN keeps
+8 instead of 1,024 primitives, each LSTM primitive holding scratch memory for its batch shape).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA_DIR, VECTORS, busy_note, fmt, load_split, machine_info, print_table, today, write_json  # noqa: E402
+
+VARIANTS = {"float32": ("false", None), "bfloat16": ("true", None), "bfloat16, cache 8": ("true", "8")}
+
+
+def _status_mb() -> dict[str, float]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(line.split()[1]) / 1024
+    return out
+
+
+def child(amp: str, docs: int, epochs: int, threads: int, data_dir: Path) -> dict:
+    from textlstm import TextClassifier
+    from textlstm.config import make_config
+
+    split = load_split("imdb", data_dir)
+    texts, labels = split.train_texts[:docs], split.train_labels[:docs]
+    loaded = _status_mb()
+    cfg = make_config(preset="document-sentiment", overrides=[
+        f"train.amp={amp}", f"train.epochs={epochs}", 'train.freeze="never"', f"train.threads={threads}",
+        "train.patience=0"])
+    start = time.perf_counter()
+    TextClassifier(cfg).fit(texts, labels, vectors=data_dir / VECTORS)
+    seconds = time.perf_counter() - start
+    trained = _status_mb()
+    return {"train_s": seconds, "rss_after_data_mb": loaded["VmRSS"], "peak_mb": trained["VmHWM"],
+            "rss_after_training_mb": trained["VmRSS"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=4000)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.docs, args.epochs, args.threads, args.data_dir)))
+        return
+    note = busy_note()
+    results = {}
+    for name, (amp, cache) in VARIANTS.items():
+        env = dict(os.environ)
+        env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
+        if cache:
+            env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = cache
+        cmd = [sys.executable, __file__, "--child", amp, "--docs", str(args.docs), "--epochs", str(args.epochs),
+               "--threads", str(args.threads), "--data-dir", str(args.data_dir)]
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if run.returncode:
+            results[name] = {"error": run.stderr.strip().splitlines()[-1:] or ["failed"]}
+            continue
+        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    rows = [[name, fmt(r.get("train_s")), fmt(r.get("rss_after_data_mb"), 0), fmt(r.get("peak_mb"), 0),
+             fmt(r.get("rss_after_training_mb"), 0)] for name, r in results.items()]
+    notes = [f"{name}: {r['error'][0]}" for name, r in results.items() if "error" in r] + ([note] if note else [])
+    print_table(f"Training memory: {args.docs:,} IMDB reviews, {args.epochs} epochs, document-sentiment",
+                ["variant", "train s", "RSS after data MB", "peak MB", "RSS after training MB"], rows, notes)
+    if args.json:
+        write_json(args.json, {"date": today(), "machine": machine_info(), "settings": vars(args) | {
+            "data_dir": str(args.data_dir), "json": str(args.json)}, "results": results,
+            "notes": notes})
+
+
+if __name__ == "__main__":
+    main()
