@@ -155,7 +155,7 @@ class TextClassifier:
         vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
         covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
         say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
-                        f"training tokens; vocabulary {len(vocab):,}")
+                       f"training tokens; vocabulary {len(vocab):,}")
         return vocab, model
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
@@ -272,7 +272,6 @@ def _file_id(path: str | None) -> str | None:
         return None
     st = Path(path).stat()
     return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
-
 
 
 def _check_known(labels: Sequence[str], index: dict[str, int], what: str) -> None:

@@ -215,4 +215,3 @@ def report_table(result: CompressResult) -> Table:
 
 def _jsonable(opts: CompressOptions) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, os.PathLike) else v for k, v in asdict(opts).items()}
-

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import distributed, precision
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share
-from .callbacks import Callback, say  # noqa: F401 (say: part of this module's surface)
+from .callbacks import Callback
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import TextLSTMError, TrainingError
