@@ -175,12 +175,18 @@ def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     is the parent's, so every child would report at least the parent's peak."""
     if who == resource.RUSAGE_SELF:
         try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
+            return status_mb("VmHWM")
+        except (OSError, KeyError):
             pass
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def status_mb(key: str) -> float:
+    """One memory line of Linux's /proc/self/status (VmHWM, VmRSS, ...) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(key)
 
 
 def machine_info() -> dict[str, object]:

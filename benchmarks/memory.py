@@ -24,18 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR, VECTORS, busy_note, fmt, load_split, machine_info, print_table, today, write_json  # noqa: E402
+from common import (DATA_DIR, VECTORS, busy_note, fmt, load_split, machine_info, print_table,  # noqa: E402
+                    status_mb, today, write_json)
 
 VARIANTS = {"float32": ("false", None), "bfloat16": ("true", None), "bfloat16, cache 8": ("true", "8")}
-
-
-def _status_mb() -> dict[str, float]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key = line.split(":")[0]
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(line.split()[1]) / 1024
-    return out
 
 
 def child(amp: str, docs: int, epochs: int, threads: int, data_dir: Path) -> dict:
@@ -44,16 +36,15 @@ def child(amp: str, docs: int, epochs: int, threads: int, data_dir: Path) -> dic
 
     split = load_split("imdb", data_dir)
     texts, labels = split.train_texts[:docs], split.train_labels[:docs]
-    loaded = _status_mb()
+    rss_after_data = status_mb("VmRSS")
     cfg = make_config(preset="document-sentiment", overrides=[
         f"train.amp={amp}", f"train.epochs={epochs}", 'train.freeze="never"', f"train.threads={threads}",
         "train.patience=0"])
     start = time.perf_counter()
     TextClassifier(cfg).fit(texts, labels, vectors=data_dir / VECTORS)
     seconds = time.perf_counter() - start
-    trained = _status_mb()
-    return {"train_s": seconds, "rss_after_data_mb": loaded["VmRSS"], "peak_mb": trained["VmHWM"],
-            "rss_after_training_mb": trained["VmRSS"]}
+    return {"train_s": seconds, "rss_after_data_mb": rss_after_data, "peak_mb": status_mb("VmHWM"),
+            "rss_after_training_mb": status_mb("VmRSS")}
 
 
 def main() -> None:

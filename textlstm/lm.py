@@ -16,7 +16,6 @@ layer, which has already seen the word to predict.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from . import precision
-from .artifact import CONFIG_FILE, Artifact, load_artifact, save_artifact
+from .artifact import Artifact, load_artifact, save_artifact
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share, sorted_batches
 from .callbacks import Callback
 from .config import Config, ModelConfig
@@ -185,23 +184,23 @@ def _epoch(model: BiLM, optimizer, scheduler, train: EncodedDataset, batches, cf
     return total, count, tokens
 
 
+class _NotEncoder(Exception):
+    """A directory with labels: a classifier's, named as such by `load_encoder`."""
+
+
 def _encoder_shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
     if n_labels:
-        raise ValueError(NOT_ENCODER)
+        raise _NotEncoder
     shapes = expected_shapes(ModelConfig(**config["model"]), vocab_size, 2)
     return {k: v for k, v in shapes.items() if k.startswith(PREFIXES)}
 
 
 def load_encoder(directory: str | os.PathLike) -> Artifact:
     """A directory written by `pretrain_lm`, checked like a model directory."""
-    try:  # a classifier's directory is named as such before its shapes are checked
-        doc = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
-        kind = (doc.get("meta") or {}).get("kind")
-    except (OSError, ValueError, AttributeError):
-        doc = kind = None  # load_artifact says what is wrong
-    if doc is not None and kind != KIND:
-        raise ModelFileError(f"{directory}: {NOT_ENCODER}")
-    art = load_artifact(directory, expected_shapes=_encoder_shapes)
+    try:
+        art = load_artifact(directory, expected_shapes=_encoder_shapes)
+    except _NotEncoder:
+        raise ModelFileError(f"{directory}: {NOT_ENCODER}") from None
     if art.meta.get("kind") != KIND:
         raise ModelFileError(f"{directory}: {NOT_ENCODER}")
     return art
