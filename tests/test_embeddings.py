@@ -18,10 +18,10 @@ from textlstm.embeddings import (
     Coverage,
     detect_vectors_format,
     load_vectors,
-    pretrain_word2vec,
     read_vector_words,
 )
 from textlstm.errors import VectorsError
+from textlstm.pretraining import pretrain_word2vec
 from textlstm.vocab import Vocab
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "runs", "fast"]
