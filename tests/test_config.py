@@ -19,6 +19,7 @@ def test_overrides_parse_toml_literals_and_bare_strings():
     ("model.bidirectional=3", "must be of type bool"),
     ("model.pooling=max+median", "'median' is not a pooling"),
     ("model.dropout=1.5", "must be in [0, 1)"),
+    ("train.ema_decay=1.0", "train.ema_decay must be in [0, 1)"),
     ("train.batch_size=0", "must be positive"),
     ("nonsense", "section.key=value"),
 ])

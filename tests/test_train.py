@@ -242,3 +242,69 @@ def test_resume_accepts_a_checkpoint_written_before_a_model_setting_existed(tmp_
     changed = {**current, "model": {**current["model"], "hidden_size": 7}}
     with pytest.raises(TrainingError, match="Cannot resume"):
         check_fingerprint(older, changed, tmp_path)
+
+
+class Snapshots(Callback):
+    """The raw weights after every step."""
+
+    def __init__(self, model):
+        self.model, self.steps = model, []
+
+    def on_step(self, epoch, step, loss, tokens, lr):
+        self.steps.append({k: v.detach().clone() for k, v in self.model.named_parameters()})
+
+
+def test_ema_keeps_the_warm_moving_average_of_every_step_without_validation():
+    model, decay = make_model(), 0.9
+    snaps = Snapshots(model)
+    r = Trainer(model, tcfg(epochs=2, ema_decay=decay), toy_data(), n_labels=2, callbacks=[snaps]).fit()
+    assert r.best_score is None and len(snaps.steps) == 12
+    expected = {k: v.clone() for k, v in snaps.steps[0].items()}  # the first update copies
+    for n, weights in enumerate(snaps.steps[1:], 1):
+        d = min(decay, (1 + n) / (10 + n))
+        for k in expected:
+            expected[k] = d * expected[k] + (1 - d) * weights[k]
+    final = dict(model.named_parameters())
+    for k, v in expected.items():
+        torch.testing.assert_close(final[k].detach(), v, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(final["head.1.weight"], snaps.steps[-1]["head.1.weight"])
+
+
+def test_ema_is_what_validation_scores_and_early_stopping_keeps():
+    data, val = toy_data(), toy_data(16, 1)
+    model = make_model()
+    kept, scored = {}, {}
+    ref = [None]
+
+    class Keep(Callback):
+        def on_epoch_end(self, record):
+            averaged = ref[0].average.module
+            kept[record["epoch"]] = {k: v.clone() for k, v in averaged.state_dict().items()}
+            scored[record["epoch"]] = accuracy(averaged, val)
+
+    ref[0] = Trainer(model, tcfg(epochs=8, lr=5e-2, schedule="constant", ema_decay=0.8), data, val,
+                     n_labels=2, callbacks=[Keep()])
+    r = ref[0].fit()
+    for h in r.history:
+        assert h["val_accuracy"] == pytest.approx(scored[h["epoch"]])
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, kept[r.best_epoch][k])
+
+
+@pytest.mark.parametrize("stop_step", [1, 7])
+def test_resume_with_ema_reproduces_uninterrupted_weights(tmp_path, stop_step):
+    data, val = toy_data(), toy_data(16, 1)
+    cfg = tcfg(epochs=3, ema_decay=0.95)
+    full = make_model()
+    Trainer(full, cfg, data, val, n_labels=2).fit()
+    ref = [None]
+    ref[0] = Trainer(make_model(), cfg, data, val, n_labels=2, checkpoint_dir=tmp_path,
+                     callbacks=[StopAt(ref, stop_step)])
+    with pytest.raises(TrainingInterrupted):
+        ref[0].fit()
+    resumed = make_model(seed=5)
+    Trainer(resumed, cfg, data, val, n_labels=2, checkpoint_dir=tmp_path).fit(resume=True)
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    with pytest.raises(TrainingError, match="ema_decay"):
+        Trainer(make_model(), tcfg(epochs=3), data, val, n_labels=2, checkpoint_dir=tmp_path).fit(resume=True)

@@ -89,6 +89,7 @@ class TrainConfig:
     freeze_epochs: int = 1  # with freeze="epochs"
     embedding_lr_mult: float = 0.3  # LR of unfrozen embeddings relative to the main LR
     patience: int = 3  # early stopping on validation macro-F1; 0: off
+    ema_decay: float = 0.0  # validate and keep a moving average of the weights (e.g. 0.999); 0: off
     eval_every: int = 0  # also validate every K steps; 0: once per epoch
     bucket_chunk: int = 50  # batches per length-sorted chunk
     seed: int = 13
@@ -170,7 +171,8 @@ class Config:
                 raise ConfigError(f"{key} must be positive, got {value}.")
         for key, value in {"model.dropout": m.dropout, "model.embedding_dropout": m.embedding_dropout,
                            "train.label_smoothing": t.label_smoothing,
-                           "data.val_split": self.data.val_split, "train.warmup": t.warmup}.items():
+                           "data.val_split": self.data.val_split, "train.warmup": t.warmup,
+                           "train.ema_decay": t.ema_decay}.items():
             if not 0 <= value < 1:
                 raise ConfigError(f"{key} must be in [0, 1), got {value}.")
         return self

@@ -1,5 +1,6 @@
 """The one training loop: optimiser and LR schedule, clipping, freeze→unfreeze of the embeddings,
-validation with early stopping on macro-F1, atomic checkpoints and exact resume."""
+an optional moving average of the weights, validation with early stopping on macro-F1, atomic
+checkpoints and exact resume."""
 from __future__ import annotations
 
 import copy
@@ -20,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from . import distributed, precision
+from .averaging import weight_average
 from .batching import EncodedDataset, bucket_batches, iterate, padding_share
 from .callbacks import Callback
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
@@ -183,6 +185,7 @@ class Trainer:
                             **({"world_size": self.dist.world_size} if self.dist.enabled else {})}
         self.callbacks = (callbacks or []) if self.dist.is_main else []
         self.model.to(self.device)
+        self.average = weight_average(model, cfg.ema_decay)  # validated and kept when on
         self._net: nn.Module | None = None
         self._net_frozen = False
         self.class_weights = None if class_weights is None else class_weights.numpy()
@@ -225,6 +228,8 @@ class Trainer:
                 self._run_epoch(self.state.epoch + 1)
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+        elif self.average is not None and self.state.global_step:
+            self.model.load_state_dict(self.average.module.state_dict())
         s = self.state
         return TrainResult(s.history, s.best_epoch, s.best_score if s.history and self.val_data else None,
                            s.unfrozen_epoch, s.stopped_early,
@@ -332,6 +337,8 @@ class Trainer:
         self.scaler.update()
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         return value, int(tokens), stops > 0
 
     # -- validation, early stopping, freezing ----------------------------------------------
@@ -341,7 +348,7 @@ class Trainer:
         data = self.val_data
         if self.dist.enabled:  # each rank predicts its share; all ranks see all logits
             data = data.subset(distributed.shard(np.arange(len(data)), self.dist))
-        logits, _ = predict_logits(self.model, data, 256, self.device)
+        logits, _ = predict_logits(self._evaluated(), data, 256, self.device)
         logits = np.concatenate(distributed.gather(logits, self.dist))
         y = self.val_data.labels
         pred = logits.argmax(axis=1)
@@ -358,14 +365,18 @@ class Trainer:
         if not math.isfinite(score) or score <= self.state.best_score:
             return False
         self.state.best_score, self.state.best_epoch = score, epoch
-        self.best_weights = copy.deepcopy(self.model.state_dict())
+        self.best_weights = copy.deepcopy(self._evaluated().state_dict())
         return True
+
+    def _evaluated(self) -> nn.Module:
+        """The weights that validation scores and training keeps: the moving average when on."""
+        return self.model if self.average is None else self.average.module
 
     def _after_validation(self, epoch: int, record: dict[str, Any]) -> None:
         s, cfg = self.state, self.cfg
         if "val_macro_f1" not in record:
             s.best_epoch = epoch
-            self.best_weights = None  # no validation: the last weights are the result
+            self.best_weights = None  # no validation: the last weights (or their average) are the result
             return
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(record["val_macro_f1"])
@@ -401,6 +412,8 @@ class Trainer:
             }
             if cuda:
                 payload["cuda_rng_ranks"] = cuda_rngs
+            if self.average is not None:
+                payload["average"] = self.average.state_dict()
             save_checkpoint(self.checkpoint_dir, payload)
         distributed.barrier(self.dist)  # no rank moves on (or exits) before the file is complete
 
@@ -417,5 +430,11 @@ class Trainer:
         torch.set_rng_state(ck.get("torch_rng_ranks", [ck["torch_rng"]])[self.dist.rank])
         if ck.get("cuda_rng_ranks") and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck["cuda_rng_ranks"][self.dist.rank], self.device)
+        if (self.average is not None) != ("average" in ck):
+            raise TrainingError(f"Cannot resume from {self.checkpoint_dir}: its run had train.ema_decay "
+                                f"{'on' if 'average' in ck else 'off'}, this one has it "
+                                f"{'on' if self.average is not None else 'off'}. Use the same setting.")
+        if self.average is not None:
+            self.average.load_state_dict(ck["average"])
         self.best_weights = ck["best_weights"] or None
         self.state = TrainState(**ck["state"])
