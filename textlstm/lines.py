@@ -11,6 +11,7 @@ from typing import IO, Iterator
 
 from .errors import DataError, where
 
+
 def open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 

@@ -27,7 +27,8 @@ Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # matrix, exact, l
 
 
 def from_text(path: Path, fmt: str, vocab: Vocab, expected_dim: int | None,
-               encoding: str) -> Rows:
+              encoding: str) -> Rows:
+    """The vocabulary's rows from a text vectors file: (matrix, exact, lowercase-only, subword)."""
     n = len(vocab)
     exact_ids: dict[bytes, int] = {}
     lower_ids: dict[bytes, list[int]] = {}
@@ -58,7 +59,7 @@ def from_text(path: Path, fmt: str, vocab: Vocab, expected_dim: int | None,
 
 
 def text_layout(path: Path, fh: IO[bytes],
-                 fmt: str) -> tuple[int | None, int, Iterator[tuple[int, bytes]]]:
+               fmt: str) -> tuple[int | None, int, Iterator[tuple[int, bytes]]]:
     """Read the header, if any, and the first vector: (header count, dim, numbered lines)."""
     line = fh.readline()
     header = header_line(line)
