@@ -80,7 +80,7 @@ def text_layout(path: Path, fh: IO[bytes],
 
 
 def scan(path: Path, lines: Iterator[tuple[int, bytes]], dim: int,
-          hashes: array | None = None) -> Iterator[tuple[int, bytes, bytes, int]]:
+         hashes: array | None = None) -> Iterator[tuple[int, bytes, bytes, int]]:
     """Yield (line number, word, stripped line, index of the space before the numbers) for each
     non-blank line, checking that each has at least `dim` + 1 fields. Fields are separated by
     single spaces (as gensim requires); the numbers are the last `dim` fields, so words may
