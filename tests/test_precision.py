@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from textlstm import precision
-from textlstm.train import Trainer, make_optimizer
+from textlstm.optim import make_optimizer
+from textlstm.train import Trainer
 
 from test_train import accuracy, make_model, tcfg, toy_data
 

@@ -10,8 +10,8 @@ from textlstm.config import ModelConfig, TrainConfig
 from textlstm.errors import TrainingError
 from textlstm.infer import predict_logits
 from textlstm.model import TextLSTM
-from textlstm.train import (Callback, Trainer, TrainingInterrupted, class_weights_for, effective_lr,
-                           n_batches)
+from textlstm.optim import effective_lr
+from textlstm.train import Callback, Trainer, TrainingInterrupted, class_weights_for, n_batches
 
 
 def toy_data(n=48, seed=0):
@@ -244,7 +244,7 @@ def test_resume_accepts_a_checkpoint_written_before_a_model_setting_existed(tmp_
         check_fingerprint(older, changed, tmp_path)
 
 
-class Snapshots(Callback):
+class StepWeights(Callback):
     """The raw weights after every step."""
 
     def __init__(self, model):
@@ -256,7 +256,7 @@ class Snapshots(Callback):
 
 def test_ema_keeps_the_warm_moving_average_of_every_step_without_validation():
     model, decay = make_model(), 0.9
-    snaps = Snapshots(model)
+    snaps = StepWeights(model)
     r = Trainer(model, tcfg(epochs=2, ema_decay=decay), toy_data(), n_labels=2, callbacks=[snaps]).fit()
     assert r.best_score is None and len(snaps.steps) == 12
     expected = {k: v.clone() for k, v in snaps.steps[0].items()}  # the first update copies

@@ -36,7 +36,8 @@ from .corpus import load_corpus
 from .errors import ConfigError, ModelFileError, TrainingError
 from .model import TextLSTM, expected_shapes
 from .tokenize import Tokenizer
-from .train import make_optimizer, make_scheduler, n_batches, setup_threads
+from .optim import make_optimizer, make_scheduler
+from .train import n_batches, setup_threads
 from .vocab import Vocab
 from .vocab_vectors import vocab_and_vectors
 
