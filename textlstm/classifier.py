@@ -104,8 +104,6 @@ class TextClassifier:
         if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
             fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
             fingerprint["case_fallback"] = cfg.vocab.case_fallback
-        if cfg.train.ema_decay:  # a checkpoint holds the average only when it was on
-            fingerprint["ema_decay"] = cfg.train.ema_decay
         start = time.perf_counter()
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=weights, checkpoint_dir=checkpoint_dir,

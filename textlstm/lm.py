@@ -226,9 +226,8 @@ def start_from_encoder(encoder: Artifact, counts: Counter, cfg: Config, n_labels
     embeddings and recurrent layers are the encoder's; new words get random vectors of the
     encoder embeddings' spread."""
     seen = Vocab.build([], cfg.vocab.min_freq, None, counter=Counter(counts))  # its ranking
-    new = [w for w in seen.itos[2:] if w not in encoder.vocab.stoi]
-    room = len(new) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(encoder.vocab))
-    vocab = Vocab(encoder.vocab.itos + new[:room], case_fallback=cfg.vocab.case_fallback)
+    vocab = Vocab(encoder.vocab.itos, case_fallback=cfg.vocab.case_fallback).extended(
+        seen.itos[2:], cfg.vocab.max_size)
     old = encoder.tensors["embedding.weight"]
     rng = torch.Generator().manual_seed(cfg.train.seed)
     extra = torch.randn(len(vocab) - len(encoder.vocab), old.shape[1], generator=rng) * old[2:].std()

@@ -134,7 +134,9 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dist = distributed.join(self.device)
         self.fingerprint = {**(fingerprint or {}),
-                            **({"world_size": self.dist.world_size} if self.dist.enabled else {})}
+                            **({"world_size": self.dist.world_size} if self.dist.enabled else {}),
+                            # a checkpoint holds the moving average only when it was on
+                            **({"ema_decay": cfg.ema_decay} if cfg.ema_decay else {})}
         self.callbacks = (callbacks or []) if self.dist.is_main else []
         self.model.to(self.device)
         self.average = weight_average(model, cfg.ema_decay)  # validated and kept when on
@@ -382,10 +384,6 @@ class Trainer:
         torch.set_rng_state(ck.get("torch_rng_ranks", [ck["torch_rng"]])[self.dist.rank])
         if ck.get("cuda_rng_ranks") and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck["cuda_rng_ranks"][self.dist.rank], self.device)
-        if (self.average is not None) != ("average" in ck):
-            raise TrainingError(f"Cannot resume from {self.checkpoint_dir}: its run had train.ema_decay "
-                                f"{'on' if 'average' in ck else 'off'}, this one has it "
-                                f"{'on' if self.average is not None else 'off'}. Use the same setting.")
         if self.average is not None:
             self.average.load_state_dict(ck["average"])
         self.best_weights = ck["best_weights"] or None

@@ -59,6 +59,18 @@ class Vocab:
             kept = kept[:max_size]
         return cls([PAD, UNK, *kept])
 
+    def extended(self, words: Iterable[str], max_size: int | None = None) -> "Vocab":
+        """This vocabulary, then `words` it lacks in their order, up to `max_size` tokens
+        besides the specials (never fewer than it has); `case_fallback` is kept.
+
+        >>> Vocab.build([["a"]]).extended(["b", "a", "c"], max_size=2).itos
+        ['<pad>', '<unk>', 'a', 'b']
+        """
+        new = [w for w in dict.fromkeys(words) if w not in self.stoi]
+        if max_size is not None:
+            new = new[:max(0, max_size + 2 - len(self))]
+        return Vocab(self.itos + new, case_fallback=self.case_fallback)
+
     def __len__(self) -> int:
         return len(self.itos)
 

@@ -27,8 +27,7 @@ def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Cal
         # Words the training data lacks keep their pretrained vectors, so a text at prediction
         # time that uses them is not reduced to <unk> (after the training words, in the file's
         # order: vector files list the frequent words first, so `max_size` keeps those).
-        room = len(in_file) if cfg.vocab.max_size is None else max(0, cfg.vocab.max_size + 2 - len(vocab))
-        vocab = Vocab(vocab.itos + [w for w in in_file if w not in vocab.stoi][:room])
+        vocab = vocab.extended(in_file, cfg.vocab.max_size)
     vocab.case_fallback = cfg.vocab.case_fallback
     say(callbacks, f"vocabulary: {len(vocab):,} tokens ({len(counts):,} distinct in the training data)")
     if vectors is None:
