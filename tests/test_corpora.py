@@ -287,3 +287,18 @@ def test_bundled_corpus_is_balanced_distinct_and_well_formed():
     assert all(4 <= len(s.split()) <= 40 and '"' not in s for s in sentences)
     assert len(splits["train"]) / len(sentences) == pytest.approx(0.7, abs=0.02)
     assert len(splits["dev"]) == len(splits["test"])
+
+
+def test_wheel_carries_the_bundled_corpus():
+    # A wheel (non-editable) install has no ../corpora: pyproject maps corpora/ into the package
+    # as textlstm.bundled, and DEFAULT_CORPUS looks there first.
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    tool = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert tool["package-dir"]["textlstm.bundled"] == "corpora" and "textlstm.bundled" in tool["packages"]
+    patterns = tool["package-data"]["textlstm.bundled"]
+    shipped = [p.relative_to(root / "corpora").as_posix() for p in (root / "corpora").rglob("*") if p.is_file()]
+    assert shipped and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in shipped), shipped
+    assert DEFAULT_CORPUS in (root / "corpora" / "sentiment", root / "textlstm" / "bundled" / "sentiment")
