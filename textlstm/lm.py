@@ -16,9 +16,9 @@ layer, which has already seen the word to predict.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import precision
+from . import distributed
 from .artifact import Artifact, load_artifact, save_artifact
-from .batching import EncodedDataset, bucket_batches, iterate, padding_share, sorted_batches
-from .callbacks import Callback
+from .batching import EncodedDataset, iterate, sorted_batches
+from .callbacks import Callback, say
 from .config import Config, ModelConfig
 from .corpus import load_corpus
-from .errors import ConfigError, ModelFileError, TrainingError
+from .errors import ConfigError, ModelFileError
 from .model import TextLSTM, expected_shapes
 from .tokenize import Tokenizer
-from .optim import make_optimizer, make_scheduler
-from .train import n_batches, setup_threads
+from .train import Trainer
 from .vocab import Vocab
 from .vocab_vectors import vocab_and_vectors
 
@@ -85,6 +84,35 @@ class BiLM(nn.Module):
         with torch.autocast(inputs.device.type, enabled=False):
             return self.softmax(inputs, targets).loss * len(targets), len(targets)
 
+    # What the training loop and `optim.make_optimizer` use of a `TextLSTM`.
+    @property
+    def embedding(self) -> nn.Embedding:
+        return self.net.embedding
+
+    @property
+    def embeddings_frozen(self) -> bool:
+        return self.net.embeddings_frozen
+
+    def freeze_embeddings(self, frozen: bool) -> None:
+        self.net.freeze_embeddings(frozen)
+
+
+class LanguageModelling:
+    """The training loop's objective for a `BiLM`: the mean negative log-likelihood of the
+    batch's predicted words; validation reports the held-out perplexity, and the score is the
+    negative held-out loss. One process only (pretrain-lm runs on the CPU)."""
+
+    def to(self, device: torch.device) -> "LanguageModelling":
+        return self
+
+    def loss(self, net, ids, lengths, labels, batch, weight):
+        loss, n = net(ids, lengths)
+        return loss * (weight / max(n, 1))
+
+    def validate(self, model, data, device, dist):
+        ppl = perplexity(model, data)
+        return {"val_perplexity": ppl}, -math.log(ppl)
+
 
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
@@ -94,12 +122,13 @@ def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def perplexity(model: BiLM, data: EncodedDataset, batch_size: int = 64) -> float:
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for _, ids, lengths, _ in iterate(data, sorted_batches(data.lengths, batch_size)):
         loss, n = model(ids, lengths)
         total, count = total + float(loss), count + n
-    model.train()
+    model.train(was_training)
     return math.exp(total / count) if count else float("nan")
 
 
@@ -108,81 +137,35 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
                 ) -> tuple[Path, list[dict[str, Any]]]:
     """Train a bidirectional language model on the texts of `data` (one per line, or any data
     file) with `cfg`'s tokenizer, vocabulary, model and training settings (epochs, batch size,
-    LR, schedule, clipping, `amp`), starting from `vectors` if given; save the encoder to
-    `out_dir`. Runs on the CPU. Returns the directory and one record per epoch."""
+    LR, schedule, clipping, `amp`, `patience`, `ema_decay`), starting from `vectors` if given;
+    save the encoder with the best held-out perplexity to `out_dir`. The embeddings train from
+    the start (`train.freeze` does not apply). Runs on the CPU, in one process, through the
+    training loop of `train.py`. Returns the directory and one record per epoch."""
     cfg.validate()
-    if cfg.train.schedule == "plateau":
-        raise ConfigError("pretrain-lm has no validation score to drive train.schedule = \"plateau\"; "
-                          "use cosine, linear, onecycle or constant.")
     if cfg.train.device not in ("auto", "cpu"):
         raise ConfigError(f"pretrain-lm runs on the CPU; train.device = {cfg.train.device!r} is not supported.")
-    callbacks = callbacks or []
+    if distributed.launched():
+        raise ConfigError("pretrain-lm runs in one process; start it without torchrun.")
     corpus = load_corpus(data, cfg.data, Tokenizer(cfg.tokenizer), labelled=False)
-    for cb in callbacks:
-        cb.on_info(corpus.report.summary())
+    say(callbacks, corpus.report.summary())
     counts = Counter(t for toks in corpus.tokens for t in toks)
     vocab, matrix, coverage = vocab_and_vectors(cfg, counts, vectors, callbacks)
     encoded = EncodedDataset.encode(corpus.tokens, vocab)
     train_idx, val_idx = _split(len(encoded), cfg.train.seed)
     train = EncodedDataset([encoded.ids[i] for i in train_idx], None)
     val = EncodedDataset([encoded.ids[i] for i in val_idx], None)
-    setup_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     model = BiLM(cfg.model, len(vocab), torch.from_numpy(matrix) if matrix is not None else None)
-    optimizer = make_optimizer(model.net, cfg.train)
-    optimizer.add_param_group({"params": list(model.softmax.parameters()),
-                               "weight_decay": cfg.train.weight_decay, "lr": cfg.train.lr})
-    per_epoch = n_batches(len(train), cfg.train.batch_size, cfg.train.bucket_chunk)
-    scheduler = make_scheduler(optimizer, cfg.train, cfg.train.epochs * per_epoch)
-    history: list[dict[str, Any]] = []
-    model.train()
-    for epoch in range(1, cfg.train.epochs + 1):
-        batches = bucket_batches(train.lengths, cfg.train.batch_size, cfg.train.bucket_chunk,
-                                 np.random.default_rng([cfg.train.seed, epoch]))
-        for cb in callbacks:
-            cb.on_epoch_start(epoch, len(batches), False)
-        start = time.perf_counter()
-        total, count, tokens = _epoch(model, optimizer, scheduler, train, batches, cfg, epoch, callbacks)
-        seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "train_loss": total / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
-                  "padding_share": padding_share(batches, train.lengths),
-                  "train_perplexity": math.exp(total / max(count, 1)),
-                  "val_perplexity": perplexity(model, val) if len(val) else None,
-                  "seconds": seconds, "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}
-        history.append(record)
-        for cb in callbacks:
-            cb.on_epoch_end(record)
+    settings = dataclasses.replace(cfg.train, device="cpu", freeze="never")
+    result = Trainer(model, settings, train, val if len(val) else None, objective=LanguageModelling(),
+                     callbacks=callbacks).fit()
+    history = [{**h, "train_perplexity": math.exp(h["train_loss"])} for h in result.history]
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()
                if k.startswith(PREFIXES)}
-    meta = {"kind": KIND, "history": history, "n_texts": len(train), "n_val_texts": len(val),
-            "coverage": coverage and coverage.summary(), "vectors": str(vectors) if vectors else None}
+    meta = {"kind": KIND, "history": history, "best_epoch": result.best_epoch, "n_texts": len(train),
+            "n_val_texts": len(val), "coverage": coverage and coverage.summary(),
+            "vectors": str(vectors) if vectors else None}
     return save_artifact(out_dir, Artifact(cfg.to_dict(), [], vocab, tensors, meta)), history
-
-
-def _epoch(model: BiLM, optimizer, scheduler, train: EncodedDataset, batches, cfg: Config, epoch: int,
-           callbacks: list[Callback]) -> tuple[float, int, int]:
-    """One pass over `batches`; returns the summed loss, predicted words and real tokens."""
-    amp = precision.amp_dtype(torch.device("cpu"), cfg.train.amp)
-    total, count, tokens = 0.0, 0, 0
-    for step, (_, ids, lengths, _) in enumerate(iterate(train, batches), start=1):
-        with precision.autocast(torch.device("cpu"), amp):
-            loss, n = model(ids, lengths)
-        value, real = float(loss.detach()), int(lengths.sum())
-        if not math.isfinite(value):
-            raise TrainingError(f"Non-finite loss ({value}) at epoch {epoch}, step {step}; nothing was "
-                                "saved. Lower train.lr or set train.clip_norm.")
-        if n:
-            optimizer.zero_grad(set_to_none=True)
-            (loss / n).backward()
-            if cfg.train.clip_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)
-            optimizer.step()
-        scheduler.step()
-        del loss  # its graph goes before the next step builds one
-        total, count, tokens = total + value, count + n, tokens + real
-        for cb in callbacks:
-            cb.on_step(epoch, step, value / max(n, 1), real, optimizer.param_groups[0]["lr"])
-    return total, count, tokens
 
 
 class _NotEncoder(Exception):

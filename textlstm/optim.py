@@ -38,7 +38,7 @@ def make_optimizer(model: TextLSTM, cfg: TrainConfig, lr: float | None = None) -
     LR multiplier, no decay, so pretrained vectors are not shrunk towards zero)."""
     lr = cfg.lr if lr is None else lr
     emb = [model.embedding.weight]
-    rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    rest = [p for p in model.parameters() if p is not model.embedding.weight]
     groups = [{"params": rest, "weight_decay": cfg.weight_decay, "lr": lr},
               {"params": emb, "weight_decay": 0.0, "lr": lr * cfg.embedding_lr_mult}]
     if cfg.optimizer == "sgd":

@@ -1,6 +1,6 @@
 """The one training loop: optimiser and LR schedule, clipping, freeze→unfreeze of the embeddings,
-an optional moving average of the weights, validation with early stopping on macro-F1, atomic
-checkpoints and exact resume."""
+an optional moving average of the weights, validation with early stopping on the objective's
+score (macro-F1 for classifiers), atomic checkpoints and exact resume."""
 from __future__ import annotations
 
 import copy
@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from . import distributed, precision
@@ -27,8 +26,8 @@ from .callbacks import Callback
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import TextLSTMError, TrainingError
-from .infer import predict_logits
 from .model import TextLSTM
+from .objectives import Classification, Objective
 from .optim import effective_lr, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,9 @@ def _stop_on_signals(trainer: "Trainer") -> Iterator[None]:
 class Trainer:
     """Trains a `TextLSTM` in place; the best weights (by validation macro-F1) are loaded into
     the model at the end. Construct, then call `fit()`; `fit(resume=True)` continues from the
-    checkpoint in `checkpoint_dir`.
+    checkpoint in `checkpoint_dir`. The objective is classification into `n_labels` labels
+    (`class_weights` optional) unless `objective` names another (`lm.LanguageModelling` trains a
+    `lm.BiLM`, a module with `TextLSTM`'s `embedding` and `freeze_embeddings`).
 
     Under torchrun every process builds the same global batches (`batch_size * world_size`
     texts) and trains on its share through DistributedDataParallel; the loss is normalised by
@@ -125,11 +126,13 @@ class Trainer:
     """
 
     def __init__(self, model: TextLSTM, cfg: TrainConfig, train: EncodedDataset,
-                 val: EncodedDataset | None = None, *, n_labels: int,
-                 class_weights: torch.Tensor | None = None, checkpoint_dir: str | Path | None = None,
-                 fingerprint: dict[str, Any] | None = None, callbacks: list[Callback] | None = None):
+                 val: EncodedDataset | None = None, *, n_labels: int | None = None,
+                 class_weights: torch.Tensor | None = None, objective: Objective | None = None,
+                 checkpoint_dir: str | Path | None = None, fingerprint: dict[str, Any] | None = None,
+                 callbacks: list[Callback] | None = None):
+        if objective is None and n_labels is None:
+            raise TypeError("Trainer needs n_labels (classification) or an objective")
         self.model, self.cfg, self.train_data, self.val_data = model, cfg, train, val
-        self.n_labels = n_labels
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.device = resolve_device(cfg.device)
         self.dist = distributed.join(self.device)
@@ -142,10 +145,8 @@ class Trainer:
         self.average = weight_average(model, cfg.ema_decay)  # validated and kept when on
         self._net: nn.Module | None = None
         self._net_frozen = False
-        self.class_weights = None if class_weights is None else class_weights.numpy()
-        weight = class_weights.to(self.device) if class_weights is not None else None
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing,
-                                           reduction="sum")
+        self.objective = (objective or Classification(n_labels, train.labels, class_weights,
+                                                      cfg.label_smoothing)).to(self.device)
         self.global_batch = cfg.batch_size * self.dist.world_size
         self.batches_per_epoch = n_batches(len(train), self.global_batch, cfg.bucket_chunk)
         self.lr = effective_lr(cfg, self.dist.world_size)
@@ -233,10 +234,11 @@ class Trainer:
                   "lr": self.optimizer.param_groups[0]["lr"], "unfrozen": not self.model.embeddings_frozen,
                   "padding_share": padding_share([b for b in local if len(b)], lengths), "seconds": seconds,
                   "tokens_per_s": s.partial_tokens / seconds if seconds > 0 else 0.0}
-        record.update(self._validate(epoch))
+        validation, score = self._validate(epoch)
+        record.update(validation)
         s.history.append(record)
         s.epoch, s.step_in_epoch, s.partial_loss, s.partial_tokens = epoch, 0, 0.0, 0
-        self._after_validation(epoch, record)
+        self._after_validation(epoch, score)
         for cb in self.callbacks:
             cb.on_epoch_end(record)
         self._checkpoint()
@@ -250,12 +252,6 @@ class Trainer:
             self._net.train()
         return self._net
 
-    def _normalizer(self, batch: np.ndarray) -> float:
-        """The global batch's size, or its summed class weights (as a weighted mean divides by)."""
-        if self.class_weights is None:
-            return float(len(batch))
-        return float(self.class_weights[self.train_data.labels[batch]].sum()) or 1.0
-
     def train_step(self, batch: np.ndarray, epoch: int = 1, step: int = 1) -> tuple[float, int, bool]:
         """One update on a global batch (indices into the training data), from this rank's
         share of it. Returns the batch's mean loss and real tokens over all ranks, and whether
@@ -265,22 +261,22 @@ class Trainer:
         if len(local) == 0:  # fewer texts than ranks: step on one text with weight 0
             local, weight = batch[:1], 0.0
         _, ids, lens, y = next(iterate(self.train_data, [local]))
-        ids, y = ids.to(self.device), y.to(self.device)
+        ids, y = ids.to(self.device), None if y is None else y.to(self.device)
         with precision.autocast(self.device, self.amp_dtype):
-            logits, _ = self._network()(ids, lens)
-            loss = self.loss_fn(logits.float(), y) * (weight / self._normalizer(batch))
+            loss = self.objective.loss(self._network(), ids, lens, y, batch, weight)
             penalty = torch.zeros((), device=self.device)
             if self.cfg.l1:
                 penalty = self.cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters()
-                                            if p.dim() > 1 and n != "embedding.weight")
+                                            if p.dim() > 1 and not n.endswith("embedding.weight"))
         value, tokens, stops = distributed.all_sum(
             [float(loss.detach()), float(lens.sum()) * weight, float(bool(self.stop_requested))], self.dist)
         value += float(penalty.detach())
         if not math.isfinite(value):
             raise TrainingError(
                 f"Non-finite loss ({value}) at epoch {epoch}, step {step} (batch of examples "
-                f"{', '.join(map(str, batch[:8]))}{', ...' if len(batch) > 8 else ''}). The last "
-                "checkpoint is intact; lower train.lr or set train.clip_norm.")
+                f"{', '.join(map(str, batch[:8]))}{', ...' if len(batch) > 8 else ''}). "
+                f"{'The last checkpoint is intact' if self.checkpoint_dir else 'Nothing was saved'}; "
+                "lower train.lr or set train.clip_norm.")
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; each rank's share of the global mean is scaled back up.
         self.scaler.scale(loss * self.dist.world_size + penalty).backward()
@@ -296,24 +292,15 @@ class Trainer:
         return value, int(tokens), stops > 0
 
     # -- validation, early stopping, freezing ----------------------------------------------
-    def _validate(self, epoch: int, mid_epoch: bool = False) -> dict[str, Any]:
+    def _validate(self, epoch: int, mid_epoch: bool = False) -> tuple[dict[str, Any], float | None]:
+        """The objective's validation record and score (None without validation data)."""
         if self.val_data is None or len(self.val_data) == 0:
-            return {}
-        data = self.val_data
-        if self.dist.enabled:  # each rank predicts its share; all ranks see all logits
-            data = data.subset(distributed.shard(np.arange(len(data)), self.dist))
-        logits, _ = predict_logits(self._evaluated(), data, 256, self.device)
-        logits = np.concatenate(distributed.gather(logits, self.dist))
-        y = self.val_data.labels
-        pred = logits.argmax(axis=1)
-        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
-        record = {"val_loss": loss, "val_accuracy": float(accuracy_score(y, pred)),
-                  "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
-                                                 zero_division=0))}
-        self._keep_if_best(epoch, record["val_macro_f1"])
+            return {}, None
+        record, score = self.objective.validate(self._evaluated(), self.val_data, self.device, self.dist)
+        self._keep_if_best(epoch, score)
         for cb in self.callbacks:
             cb.on_validation({"epoch": epoch, "mid_epoch": mid_epoch, **record})
-        return record
+        return record, score
 
     def _keep_if_best(self, epoch: int, score: float) -> bool:
         if not math.isfinite(score) or score <= self.state.best_score:
@@ -326,14 +313,14 @@ class Trainer:
         """The weights that validation scores and training keeps: the moving average when on."""
         return self.model if self.average is None else self.average.module
 
-    def _after_validation(self, epoch: int, record: dict[str, Any]) -> None:
+    def _after_validation(self, epoch: int, score: float | None) -> None:
         s, cfg = self.state, self.cfg
-        if "val_macro_f1" not in record:
+        if score is None:
             s.best_epoch = epoch
             self.best_weights = None  # no validation: the last weights (or their average) are the result
             return
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(record["val_macro_f1"])
+            self.scheduler.step(score)
         if s.best_epoch == epoch:
             s.bad_epochs = 0
             return
@@ -345,7 +332,7 @@ class Trainer:
         s.bad_epochs += 1
         if cfg.patience and s.bad_epochs >= cfg.patience:
             s.stopped_early = True
-            log.info("early stop after epoch %d: no macro-F1 gain for %d epochs", epoch, s.bad_epochs)
+            log.info("early stop after epoch %d: no validation gain for %d epochs", epoch, s.bad_epochs)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> None:

@@ -38,8 +38,7 @@ class RichProgress(Callback):
 
     def on_validation(self, record: dict[str, Any]) -> None:
         if record.get("mid_epoch"):
-            self.console.print(f"  validation: accuracy {record['val_accuracy']:.4f}, "
-                               f"macro-F1 {record['val_macro_f1']:.4f}")
+            self.console.print("  validation: " + ", ".join(validation_parts(record)))
 
     def on_epoch_end(self, record: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -47,12 +46,20 @@ class RichProgress(Callback):
         self.console.print(epoch_line(record, self.total), highlight=False)
 
 
-def epoch_line(r: dict[str, Any], total: int) -> str:
-    parts = [f"epoch {r['epoch']}/{total}", f"train loss {r['train_loss']:.4f}"]
+def validation_parts(r: dict[str, Any]) -> list[str]:
+    """A validation record's scores: a classifier's accuracy and macro-F1, a language model's
+    perplexity."""
+    parts = []
     if "val_accuracy" in r:
-        parts += [f"val acc {r['val_accuracy']:.4f}", f"val macro-F1 {r['val_macro_f1']:.4f}"]
+        parts += [f"accuracy {r['val_accuracy']:.4f}", f"macro-F1 {r['val_macro_f1']:.4f}"]
     if r.get("val_perplexity") is not None:
-        parts.append(f"val perplexity {r['val_perplexity']:.1f}")
+        parts.append(f"perplexity {r['val_perplexity']:.1f}")
+    return parts
+
+
+def epoch_line(r: dict[str, Any], total: int) -> str:
+    parts = [f"epoch {r['epoch']}/{total}", f"train loss {r['train_loss']:.4f}",
+             *(f"val {p}" for p in validation_parts(r))]
     parts += [f"lr {r['lr']:.2e}", f"padding {r['padding_share']:.1%}",
               f"{r['tokens_per_s']:,.0f} tok/s", f"{r['seconds']:.1f}s"]
     if r.get("unfrozen"):
