@@ -77,3 +77,20 @@ def test_freeze_embeddings_toggles_grad():
 def test_expected_shapes_match_state_dict(kw):
     model = make(**kw)
     assert expected_shapes(model.cfg, 12, 3) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_word_dropout_drops_whole_tokens_in_training_only():
+    from textlstm.model import WordDropout
+
+    torch.manual_seed(0)
+    emb = torch.rand(64, 30, 6) + 0.5  # no zeros of its own
+    drop = WordDropout(0.25).train()
+    out = drop(emb)
+    zeroed = (out == 0).all(dim=-1)
+    assert ((out == 0) == zeroed[..., None]).all()  # a token is dropped whole or not at all
+    assert 0.2 < zeroed.float().mean() < 0.3
+    torch.testing.assert_close(out[~zeroed], emb[~zeroed] / 0.75)
+    assert drop.eval()(emb) is emb
+    model = make(word_dropout=0.5)  # eval: the same logits as without it
+    ids, lengths = batch()
+    torch.testing.assert_close(model(ids, lengths)[0], make()(ids, lengths)[0])

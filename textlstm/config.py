@@ -57,6 +57,7 @@ class EmbeddingConfig:
 class ModelConfig:
     embedding_dim: int = 100
     embedding_dropout: float = 0.25
+    word_dropout: float = 0.0  # share of whole tokens dropped while training
     cell: str = _choice("lstm", "gru", "peephole", default="lstm")
     hidden_size: int = 128
     num_layers: int = 1
@@ -170,6 +171,7 @@ class Config:
             if value <= 0:
                 raise ConfigError(f"{key} must be positive, got {value}.")
         for key, value in {"model.dropout": m.dropout, "model.embedding_dropout": m.embedding_dropout,
+                           "model.word_dropout": m.word_dropout,
                            "train.label_smoothing": t.label_smoothing,
                            "data.val_split": self.data.val_split, "train.warmup": t.warmup,
                            "train.ema_decay": t.ema_decay}.items():

@@ -68,7 +68,7 @@ class BiLM(nn.Module):
         self.softmax = nn.AdaptiveLogSoftmaxWithLoss(cfg.hidden_size, vocab_size, cutoffs, div_value=4.0)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
-        emb = self.net.embedding_dropout(self.net.embedding(ids))
+        emb = self.net.embedding_dropout(self.net.word_dropout(self.net.embedding(ids)))
         states, _ = self.net.encoder(emb, lengths)  # (batch, seq, 2H)
         seq = ids.shape[1]
         steps = torch.arange(seq - 1, device=ids.device)[None, :]

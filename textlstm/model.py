@@ -25,6 +25,22 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
+class WordDropout(nn.Module):
+    """Drops whole tokens while training: each position's embedding is zeroed with probability
+    `p` and the rest scaled by 1 / (1 - p), so the model cannot lean on any single word
+    (word dropout, Iyyer et al. 2015). Elementwise `embedding_dropout` still applies after it."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:  # (batch, seq, emb)
+        if not self.training or self.p == 0:
+            return emb
+        keep = torch.empty(emb.shape[:2], device=emb.device).bernoulli_(1 - self.p) / (1 - self.p)
+        return emb * keep.to(emb.dtype)[..., None]
+
+
 class Encoder(nn.Module):
     """Stacked recurrent layers over right-padded batches, exact for every real token.
 
@@ -110,6 +126,7 @@ class TextLSTM(nn.Module):
                                  f"({vocab_size}, {cfg.embedding_dim})")
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
+        self.word_dropout = WordDropout(cfg.word_dropout)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.encoder = Encoder(cfg.embedding_dim, cfg)
         self.pretrained_encoder = False  # see freeze_embeddings
@@ -126,7 +143,7 @@ class TextLSTM(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq = ids.shape
-        emb = self.embedding_dropout(self.embedding(ids))  # (batch, seq, emb)
+        emb = self.embedding_dropout(self.word_dropout(self.embedding(ids)))  # (batch, seq, emb)
         states, last = self.encoder(emb, lengths)  # (batch, seq, out), (batch, out)
         mask = torch.arange(seq, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
         states = states.masked_fill(~mask[..., None], 0.0)
