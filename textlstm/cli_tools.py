@@ -101,9 +101,10 @@ def pretrain_lm_cmd(
     check_output_dir(out_dir, overwrite)
     callbacks = [] if quiet else [RichProgress(out, cfg.train.epochs)]
     path, history = pretrain_lm(data, out_dir, cfg, vectors=vectors, callbacks=callbacks)
-    last = history[-1] if history else {}
-    if last.get("val_perplexity") is not None:
-        out.print(f"held-out perplexity {last['val_perplexity']:.1f}")
+    scored = [h for h in history if h.get("val_perplexity") is not None]
+    if scored:  # the encoder saved is the epoch with the lowest held-out perplexity
+        best = min(scored, key=lambda h: h["val_perplexity"])
+        out.print(f"held-out perplexity {best['val_perplexity']:.1f} (epoch {best['epoch']}, kept)")
     out.print(f"encoder saved to {path}")
 
 
