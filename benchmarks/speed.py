@@ -6,8 +6,8 @@ around it (GEMM ceiling, tokenizers, corpus cache).
 
 Training: a fixed number of steps (forward, cross-entropy, backward, AdamW step) after a few
 untimed warm-up steps, on a stratified subsample of IMDB and SST-2 training texts, tokenized
-once with textlstm's regex tokenizer and the preset's truncation (IMDB: 400 tokens, head+tail),
-one shared vocabulary (words seen twice), the preset's embedding and hidden sizes and the same
+once with textlstm's regex tokenizer and the preset's truncation mode (IMDB: head+tail) at the
+tutorial's length (400 / 60 tokens, so both models read the same tokens), one shared vocabulary (words seen twice), the preset's embedding and hidden sizes and the same
 batch size for both. textlstm batches with `bucket_batches` + `collate`; the tutorial pads /
 truncates every text to 400 (IMDB) or 60 (SST-2) tokens. Real tokens are the texts' own tokens;
 LSTM positions are those the recurrent layers compute, counted by a hook on textlstm's encoder
@@ -200,7 +200,7 @@ def bench_tutorial(ids: torch.Tensor, y: np.ndarray, vocab_size: int, n_labels: 
 def bench_dataset(dataset: str, s: Settings, data_dir: Path, notes: list[str]) -> dict[str, dict]:
     preset = PRESETS[dataset]
     texts, labels = load_texts(dataset, data_dir, s.docs)
-    tokenize, tok_note = make_tokenizer(preset, kind="regex")
+    tokenize, tok_note = make_tokenizer(preset, kind="regex", max_tokens=TUTORIAL_MAX_LEN[dataset])
     tokens = tokenize(texts)
     vocab = tb.build_vocab(tokens, min_count=2)
     classes = sorted(set(labels))
