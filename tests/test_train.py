@@ -11,7 +11,9 @@ from textlstm.errors import TrainingError
 from textlstm.infer import predict_logits
 from textlstm.model import TextLSTM
 from textlstm.optim import effective_lr
-from textlstm.train import Callback, Trainer, TrainingInterrupted, class_weights_for, n_batches
+from textlstm.batching import n_batches
+from textlstm.objectives import class_weights_for
+from textlstm.train import Callback, Trainer, TrainingInterrupted
 
 
 def toy_data(n=48, seed=0):

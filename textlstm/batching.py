@@ -1,6 +1,7 @@
 """Encoded data sets and length-bucketed batches of padded id tensors."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -95,3 +96,10 @@ def iterate(data: EncodedDataset, batches: Sequence[np.ndarray]
         ids, lengths = collate([data.ids[i] for i in index])
         labels = None if data.labels is None else torch.from_numpy(data.labels[index])
         yield index, ids, lengths, labels
+
+
+def n_batches(n: int, batch_size: int, chunk: int) -> int:
+    """How many batches `bucket_batches` cuts from `n` texts."""
+    span = batch_size * chunk
+    full, rest = divmod(n, span)
+    return full * math.ceil(span / batch_size) + math.ceil(rest / batch_size)

@@ -31,7 +31,8 @@ from .metrics import evaluate as evaluate_predictions
 from .model import TextLSTM, expected_shapes
 from .quantize import float_state_dict, is_quantized, quantize_model
 from .tokenize import Tokenizer
-from .train import Trainer, class_weights_for, resolve_device, setup_threads
+from .objectives import class_weights_for
+from .train import Trainer, resolve_device, setup_threads
 from .vocab_vectors import vocab_and_vectors
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .batching import n_batches
 from .callbacks import Callback
 from .classifier import TextClassifier
 from .config import Config
@@ -28,7 +29,7 @@ from .corpus import load_corpus
 from .data import label_order
 from .errors import ConfigError, DataError, TrainingError
 from .tokenize import Tokenizer
-from .train import Trainer, TrainingInterrupted, n_batches
+from .train import Trainer, TrainingInterrupted
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, lr, smoothed loss)
 

@@ -33,6 +33,13 @@ class Objective(Protocol):
         decides early stopping. Every rank gets the same result."""
 
 
+def class_weights_for(labels: np.ndarray, n_labels: int) -> torch.Tensor:
+    """scikit-learn's 'balanced' weights: n / (n_labels * count), counts of 0 get weight 0."""
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (n_labels * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
 class Classification:
     """Cross-entropy with label smoothing and optional class weights, normalised by the global
     batch's size (or its summed class weights, as a weighted mean divides by); validation

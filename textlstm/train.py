@@ -21,7 +21,7 @@ from torch import nn
 
 from . import distributed, precision
 from .averaging import weight_average
-from .batching import EncodedDataset, bucket_batches, iterate, padding_share
+from .batching import EncodedDataset, bucket_batches, iterate, n_batches, padding_share
 from .callbacks import Callback
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -77,19 +77,6 @@ def resolve_device(name: str) -> torch.device:
 def setup_threads(threads: int) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.set_flush_denormal(True)  # denormal activations are very slow on x86 CPUs
-
-
-def class_weights_for(labels: np.ndarray, n_labels: int) -> torch.Tensor:
-    """scikit-learn's 'balanced' weights: n / (n_labels * count), counts of 0 get weight 0."""
-    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
-    w = np.where(counts > 0, len(labels) / (n_labels * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def n_batches(n: int, batch_size: int, chunk: int) -> int:
-    span = batch_size * chunk
-    full, rest = divmod(n, span)
-    return full * math.ceil(span / batch_size) + math.ceil(rest / batch_size)
 
 
 @contextmanager
