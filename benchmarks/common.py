@@ -196,7 +196,21 @@ def machine_info() -> dict[str, object]:
     except ImportError:
         torch_version = None
     return {"cores": cores(), "torch": torch_version, "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "load_avg_1m": os.getloadavg()[0]}
+            "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+            "load_avg_1m": os.getloadavg()[0]}
+
+
+def cpu_model() -> str | None:
+    """The CPU's name and its bfloat16 instructions (Linux): scores in bfloat16 depend on them,
+    as oneDNN picks other kernels (AVX512-BF16, AMX) on other CPUs."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    extras = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{name} [{', '.join(extras)}]" if extras else name) or None
 
 
 def cores() -> int:
