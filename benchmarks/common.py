@@ -207,8 +207,11 @@ def cpu_model() -> str | None:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return None
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    first: dict[str, str] = {}  # one block per core: the first holds what all say
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        first.setdefault(key.strip(), value.strip())
+    name, flags = first.get("model name", ""), first.get("flags", "").split()
     extras = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
     return (f"{name} [{', '.join(extras)}]" if extras else name) or None
 

@@ -7,7 +7,8 @@ around it (GEMM ceiling, tokenizers, corpus cache).
 Training: a fixed number of steps (forward, cross-entropy, backward, AdamW step) after a few
 untimed warm-up steps, on a stratified subsample of IMDB and SST-2 training texts, tokenized
 once with textlstm's regex tokenizer and the preset's truncation mode (IMDB: head+tail) at the
-tutorial's length (400 / 60 tokens, so both models read the same tokens), one shared vocabulary (words seen twice), the preset's embedding and hidden sizes and the same
+tutorial's length (400 / 60 tokens, so both models read the same tokens), one shared
+vocabulary (words seen twice), the preset's embedding and hidden sizes and the same
 batch size for both. textlstm batches with `bucket_batches` + `collate`; the tutorial pads /
 truncates every text to 400 (IMDB) or 60 (SST-2) tokens. Real tokens are the texts' own tokens;
 LSTM positions are those the recurrent layers compute, counted by a hook on textlstm's encoder

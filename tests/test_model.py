@@ -80,11 +80,9 @@ def test_expected_shapes_match_state_dict(kw):
 
 
 def test_word_dropout_drops_whole_tokens_in_training_only():
-    from textlstm.model import WordDropout
-
     torch.manual_seed(0)
     emb = torch.rand(64, 30, 6) + 0.5  # no zeros of its own
-    drop = WordDropout(0.25).train()
+    drop = make(word_dropout=0.25).word_dropout.train()
     out = drop(emb)
     zeroed = (out == 0).all(dim=-1)
     assert ((out == 0) == zeroed[..., None]).all()  # a token is dropped whole or not at all

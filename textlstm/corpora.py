@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
 #: The small English sentiment corpus written for this project (train/dev/test TSV): the
 #: checkout's `corpora/sentiment`, which a wheel carries as `textlstm/bundled/sentiment`.
-DEFAULT_CORPUS = next((p for p in (_HERE / "bundled" / "sentiment", _HERE.parent / "corpora" / "sentiment")
-                       if p.is_dir()), _HERE.parent / "corpora" / "sentiment")
+_BUNDLED = _HERE / "bundled" / "sentiment"
+DEFAULT_CORPUS = _BUNDLED if _BUNDLED.is_dir() else _HERE.parent / "corpora" / "sentiment"
 
 Fetch = Callable[[str, Path], None]
 Progress = Callable[[int, int | None], None]

@@ -157,8 +157,7 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     torch.manual_seed(cfg.train.seed)
     model = BiLM(cfg.model, len(vocab), torch.from_numpy(matrix) if matrix is not None else None)
     settings = dataclasses.replace(cfg.train, device="cpu", freeze="never")
-    result = Trainer(model, settings, train, val if len(val) else None, objective=LanguageModelling(),
-                     callbacks=callbacks).fit()
+    result = Trainer(model, settings, train, val, objective=LanguageModelling(), callbacks=callbacks).fit()
     history = [{**h, "train_perplexity": math.exp(h["train_loss"])} for h in result.history]
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()
                if k.startswith(PREFIXES)}

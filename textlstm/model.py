@@ -25,22 +25,6 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
-class WordDropout(nn.Module):
-    """Drops whole tokens while training: each position's embedding is zeroed with probability
-    `p` and the rest scaled by 1 / (1 - p), so the model cannot lean on any single word
-    (word dropout, Iyyer et al. 2015). Elementwise `embedding_dropout` still applies after it."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:  # (batch, seq, emb)
-        if not self.training or self.p == 0:
-            return emb
-        keep = torch.empty(emb.shape[:2], device=emb.device).bernoulli_(1 - self.p) / (1 - self.p)
-        return emb * keep.to(emb.dtype)[..., None]
-
-
 class Encoder(nn.Module):
     """Stacked recurrent layers over right-padded batches, exact for every real token.
 
@@ -126,7 +110,10 @@ class TextLSTM(nn.Module):
                                  f"({vocab_size}, {cfg.embedding_dim})")
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
-        self.word_dropout = WordDropout(cfg.word_dropout)
+        # Word dropout (Iyyer et al. 2015): on (batch, seq, emb), Dropout1d zeroes whole token
+        # vectors and scales the rest by 1 / (1 - p). Off, it is no module at all: no mask is
+        # drawn, so the random stream of models without it is unchanged.
+        self.word_dropout = nn.Dropout1d(cfg.word_dropout) if cfg.word_dropout else nn.Identity()
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.encoder = Encoder(cfg.embedding_dim, cfg)
         self.pretrained_encoder = False  # see freeze_embeddings
