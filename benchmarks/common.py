@@ -128,7 +128,7 @@ def make_tokenizer(preset: str | None = None, kind: str | None = None, max_token
     `kind` / `max_tokens` when given), or the fallback regex if textlstm does not import."""
     try:
         from textlstm.config import make_config
-        from textlstm.tokenize import Tokenizer
+        from textlstm.data.tokenize import Tokenizer
     except Exception as exc:  # noqa: BLE001 - any import failure means "not ready yet"
         note = f"fallback regex tokenizer (textlstm.tokenize not importable: {type(exc).__name__}: {exc})"
         return (lambda texts: [fallback_tokenize(t) for t in texts]), note

@@ -62,7 +62,7 @@ def train_model(train: Path, out: Path, data_dir: Path, threads: int, quick: boo
 
 
 def run(model: Path, out: Path, threads: int, repeats: int, **options) -> dict:
-    from textlstm.compress import CompressOptions, compress
+    from textlstm.jobs.compress import CompressOptions, compress
 
     opts = CompressOptions(threads=threads, timing_repeats=repeats, **options)
     start = time.perf_counter()
@@ -76,8 +76,8 @@ def runners(model: Path, quantized: Path, work: Path, threads: int, batch_size: 
     import numpy as np
 
     from textlstm import TextClassifier
-    from textlstm.batching import iterate, sorted_batches
-    from textlstm.infer import predict_logits
+    from textlstm.data.batching import iterate, sorted_batches
+    from textlstm.model.infer import predict_logits
 
     out = {}
     for name, path in (("pytorch float", model), ("pytorch dynamic-int8", quantized)):
@@ -86,7 +86,7 @@ def runners(model: Path, quantized: Path, work: Path, threads: int, batch_size: 
         out[name] = (lambda data, m=clf.model_: predict_logits(m, data, batch_size)[0]), size
     try:
         import onnxruntime
-        from textlstm.export import export_onnx
+        from textlstm.jobs.export import export_onnx
     except ImportError as exc:
         print(f"onnxruntime rows left out: {exc}", file=sys.stderr)
         return out
@@ -112,7 +112,7 @@ def interleaved(model: Path, quantized: Path, eval_path: Path, work: Path, threa
     medians of the per-round ratios to PyTorch float."""
     from textlstm import TextClassifier
     from textlstm.metrics import evaluate
-    from textlstm.train import setup_threads
+    from textlstm.training.trainer import setup_threads
 
     setup_threads(threads)
     clf = TextClassifier.load(model)

@@ -41,7 +41,7 @@ def main() -> None:
     import torch
     from textlstm import TextClassifier
     from textlstm.data import read_dataset
-    from textlstm.export import OnnxClassifier
+    from textlstm.jobs.export import OnnxClassifier
 
     torch.set_num_threads(args.threads)
     note = busy_note()

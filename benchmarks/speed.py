@@ -125,7 +125,7 @@ def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labe
     """textlstm's own training step (`Trainer.train_step`: the preset's optimiser, clipping,
     schedule and mixed precision, or `amp` if given), with the embeddings trainable (as after
     unfreezing). `side_by_side=False` runs the two directions one after the other."""
-    from textlstm import directions
+    from textlstm.model import directions
 
     original = directions.MIN_STEPS
     if not side_by_side:
@@ -138,11 +138,11 @@ def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labe
 
 def _bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
                     s: Settings, amp: bool | None) -> dict:
-    from textlstm.batching import EncodedDataset, bucket_batches, padding_share
+    from textlstm.data.batching import EncodedDataset, bucket_batches, padding_share
     from textlstm.config import make_config
-    from textlstm.infer import predict_logits
+    from textlstm.model.infer import predict_logits
     from textlstm.model import TextLSTM
-    from textlstm.train import Trainer
+    from textlstm.training.trainer import Trainer
 
     cfg = make_config(preset=preset)
     cfg.train.batch_size, cfg.train.threads = s.batch_size, s.threads
@@ -248,7 +248,7 @@ def summarize(r: dict, flops: int, n_docs: int, batch_size: int) -> dict:
 def bench_tokenizers(texts: list[str]) -> dict[str, dict]:
     """Tokens/s of textlstm's spaCy and regex tokenizers, in this process (one core)."""
     from textlstm.config import TokenizerConfig
-    from textlstm.tokenize import Tokenizer
+    from textlstm.data.tokenize import Tokenizer
 
     out = {}
     for kind in ("spacy", "regex"):
@@ -264,8 +264,8 @@ def bench_startup(data_dir: Path, docs: int) -> dict:
     """`load_corpus` of IMDB train (or its first `docs` reviews) with the document-sentiment
     preset's settings: the first time into an empty cache, then from the cache."""
     from textlstm.config import make_config
-    from textlstm.corpus import load_corpus
-    from textlstm.tokenize import Tokenizer
+    from textlstm.data.tokencache import load_corpus
+    from textlstm.data.tokenize import Tokenizer
 
     cfg = make_config(preset=PRESETS["imdb"])
     tok = Tokenizer(cfg.tokenizer)

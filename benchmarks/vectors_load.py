@@ -76,7 +76,7 @@ def child(kind: str, vectors: str, vocab_file: str, out_npy: str) -> None:
     itos = Path(vocab_file).read_text(encoding="utf-8").split("\n")[:-1]
     if kind == "fast":
         from textlstm.embeddings import load_vectors
-        from textlstm.vocab import Vocab
+        from textlstm.data.vocab import Vocab
 
         vocab = Vocab(itos)
     else:
@@ -121,7 +121,7 @@ def main() -> None:
     if args.child:
         return child(*args.child)
 
-    from textlstm.vocab import Vocab
+    from textlstm.data.vocab import Vocab
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,12 +12,12 @@ import pytest
 import safetensors.torch
 import torch
 
-from textlstm.artifact import FORMAT_VERSION, Artifact, load_artifact, save_artifact
+from textlstm.model.artifact import FORMAT_VERSION, Artifact, load_artifact, save_artifact
 from textlstm.atomic import (atomic_path, atomic_write_bytes, atomic_write_text, backup_sibling,
                              clean_stale_temps, restore_backup)
 from textlstm.config import Config
 from textlstm.errors import ModelFileError
-from textlstm.vocab import Vocab
+from textlstm.data.vocab import Vocab
 
 DEAD_PID = 2**31 - 1  # above any pid_max, so never a live process
 
@@ -119,7 +119,7 @@ def test_crash_during_swap_keeps_previous_model(model, monkeypatch):
 
 def run_killed_save(src: Path, dst: Path, patch: str) -> None:
     code = "\n".join(["import os, safetensors.torch",
-                      "from textlstm.artifact import load_artifact, save_artifact",
+                      "from textlstm.model.artifact import load_artifact, save_artifact",
                       f"art = load_artifact({str(src)!r})", patch, f"save_artifact({str(dst)!r}, art)"])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=dst.parent)  # a scratch dir, not the repository

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from textlstm import TextClassifier
+from textlstm.classifier import prepare_training
 from textlstm.config import make_config
 from textlstm.errors import DataError, ModelFileError, NotFittedError
 
@@ -185,6 +186,7 @@ def test_case_fallback_applies_to_the_training_data_too():
     for fallback, expected in [("false", 1), ("true", None)]:
         clf = TextClassifier(small_config(**{"tokenizer.lower": "false", "vocab.min_freq": 2,
                                              "vocab.case_fallback": fallback}))
-        vocab, data, _, _ = clf.prepare_training(tokens, ["p", "p", "p", "n"], ["n", "p"])
+        start = prepare_training(clf.config, tokens, ["p", "p", "p", "n"], ["n", "p"])
+        vocab, data = start.vocab, start.train_data
         assert vocab.case_fallback is (fallback == "true")
         assert data.ids[2].tolist()[0] == (expected or vocab["great"])

@@ -8,12 +8,12 @@ from typer.testing import CliRunner
 
 from textlstm import TextClassifier
 from textlstm.cli import app
-from textlstm.compress import CompressOptions, compress
+from textlstm.jobs.compress import CompressOptions, compress
 from textlstm.config import ModelConfig, make_config
 from textlstm.errors import ConfigError, ModelFileError
 from textlstm.model import TextLSTM
-from textlstm.prune import make_permanent, prunable, prune_model, zero_share, zero_shares
-from textlstm.quantize import float_state_dict, is_quantized, quantize_model
+from textlstm.model.prune import make_permanent, prunable, prune_model, zero_share, zero_shares
+from textlstm.model.quantize import float_state_dict, is_quantized, quantize_model
 
 POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
        "brilliant and moving", "superb fun from start to end", "a delight, truly great"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from textlstm import corpora
-from textlstm.corpora import DEFAULT_CORPUS, RECIPES, Recipe, RemoteFile, download, prepare
+from textlstm.data import corpora
+from textlstm.data.corpora import DEFAULT_CORPUS, RECIPES, Recipe, RemoteFile, download, prepare
 from textlstm.errors import DataError
 
 IMDB_REVIEWS = [  # (member, review): archive order is output order

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from textlstm.config import DataConfig, TokenizerConfig
-from textlstm.corpus import (Corpus, cache_dir_default, clear_cache, content_hash, load_corpus)
+from textlstm.data.tokencache import (Corpus, cache_dir_default, clear_cache, content_hash, load_corpus)
 from textlstm.errors import DataError
-from textlstm.tokenize import Tokenizer
+from textlstm.data.tokenize import Tokenizer
 
 ROWS = [("A <b>great</b> film.<br />Loved it!", "pos"), ("Dull, DULL, dull.", "neg"),
         ("It wasn't bad", "pos"), ("", "neg"), ("Meh &amp; more meh", "neg")]
@@ -122,7 +122,7 @@ def test_a_broken_cache_entry_is_ignored_and_rebuilt(data_file, tok, caplog, dam
     else:
         for f in entry.iterdir():
             f.unlink()
-    with caplog.at_level(logging.WARNING, logger="textlstm.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textlstm.data.tokencache"):
         again = load_corpus(data_file, DataConfig(), tok)
     assert not again.from_cache
     assert (again.tokens, again.labels) == (first.tokens, first.labels)
@@ -218,7 +218,7 @@ def test_cache_dir_default(monkeypatch, tmp_path):
 def test_unwritable_cache_only_warns(data_file, tok, tmp_path, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger="textlstm.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textlstm.data.tokencache"):
         corpus = load_corpus(data_file, DataConfig(), tok, cache_dir=blocker / "cache")
     assert isinstance(corpus, Corpus) and corpus.tokens
     assert "could not cache" in caplog.text

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from textlstm import directions
+from textlstm.model import directions
 from textlstm.config import ModelConfig
 from textlstm.model import TextLSTM
 

@@ -21,8 +21,8 @@ from textlstm.embeddings import (
     read_vector_words,
 )
 from textlstm.errors import VectorsError
-from textlstm.pretraining import pretrain_word2vec
-from textlstm.vocab import Vocab
+from textlstm.embeddings.word2vec import pretrain_word2vec
+from textlstm.data.vocab import Vocab
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "runs", "fast"]
 SENTENCES = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "runs", "fast"],

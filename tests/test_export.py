@@ -10,7 +10,7 @@ from textlstm import TextClassifier
 from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError, ModelFileError
-from textlstm.export import export_onnx, read_sidecar, sidecar_path
+from textlstm.jobs.export import export_onnx, read_sidecar, sidecar_path
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'textlstm[onnx]')")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install 'textlstm[onnx]')")
@@ -55,7 +55,7 @@ def test_export_writes_the_graph_and_its_sidecar(exported):
 
 @pytest.mark.parametrize("batch_size", [1, 3, 256])
 def test_onnx_probabilities_equal_textlstm_within_1e4(exported, batch_size):
-    from textlstm.export import OnnxClassifier
+    from textlstm.jobs.export import OnnxClassifier
 
     d, _ = exported
     want = TextClassifier.load(d / "model").predict_proba(QUERIES, batch_size=batch_size)
@@ -121,7 +121,7 @@ def test_int8_export_uses_onnxruntimes_fused_int8_lstm(exported, tmp_path):
     assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops and "LSTM" not in ops
     assert read_sidecar(tmp_path / "q.onnx")["quantization"] == "dynamic-int8"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx", "q.textlstm.json"]
-    from textlstm.export import OnnxClassifier
+    from textlstm.jobs.export import OnnxClassifier
 
     got = OnnxClassifier(tmp_path / "q.onnx").predict_proba(QUERIES)
     np.testing.assert_allclose(got, clf.predict_proba(QUERIES), atol=0.05, rtol=0)
@@ -130,7 +130,7 @@ def test_int8_export_uses_onnxruntimes_fused_int8_lstm(exported, tmp_path):
 
 def test_export_with_two_threads_traces_both_directions(exported, tmp_path, monkeypatch):
     """Prediction runs the directions on two threads; the exporter must still see both."""
-    from textlstm import directions
+    from textlstm.model import directions
 
     monkeypatch.setattr(directions, "MIN_STEPS", 1)
     d, _ = exported

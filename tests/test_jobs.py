@@ -9,7 +9,7 @@ from textlstm import TextClassifier
 from textlstm.config import DataConfig, make_config
 from textlstm.data import ReadReport, read_examples, read_texts
 from textlstm.errors import ConfigError, DataError
-from textlstm.jobs import model_fingerprint, partial_paths, predict_file
+from textlstm.jobs.predict import model_fingerprint, partial_paths, predict_file
 
 TRAIN = ["a wonderful warm film", "great acting", "I loved it", "a dull boring mess",
          "awful acting", "I hated it"]

@@ -11,7 +11,7 @@ from textlstm import TextClassifier
 from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError, ModelFileError, TrainingError
-from textlstm.lm import BiLM, load_encoder, pretrain_lm
+from textlstm.training.lm import BiLM, load_encoder, pretrain_lm
 
 from helpers import ROWS, write_tsv
 
@@ -61,7 +61,7 @@ def test_pretraining_learns_the_text_and_saves_only_the_encoder(encoder):
     assert load_encoder(path).vocab.itos[:2] == ["<pad>", "<unk>"]
 
 
-def test_a_classifier_starts_from_the_encoder_and_freezes_it_with_the_embeddings(encoder):
+def test_a_classifier_starts_from_the_encoder_and_freezes_it_with_the_embeddings(encoder, tmp_path):
     path, _ = encoder
     enc = load_encoder(path)
     texts, labels = [t for t, _ in ROWS] + ["a plot twist"], [lab for _, lab in ROWS] + ["positive"]
@@ -88,7 +88,13 @@ def test_a_classifier_starts_from_the_encoder_and_freezes_it_with_the_embeddings
     moved = [k for k, v in enc.tensors.items() if k.startswith("encoder.")
              and not torch.equal(clf2.model_.state_dict()[k], v)]
     assert moved  # unfrozen in epoch 2: the recurrent layers train too
-    assert not clf2.model_.pretrained_encoder  # fine_tune (pruning's recovery) trains it like any layer
+    # fine_tune (pruning's recovery) freezes the embeddings only: the recurrent layers train
+    before = {k: v.clone() for k, v in clf2.model_.state_dict().items()}
+    data = tmp_path / "tune.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in zip(texts, labels)))
+    after = clf2.fine_tune(data, epochs=1).model_.state_dict()
+    assert torch.equal(after["embedding.weight"], before["embedding.weight"])
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("encoder."))
 
 
 def test_mismatched_settings_vectors_and_classifiers_are_refused(encoder, tmp_path):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError
-from textlstm.lrfind import lr_find, suggest
+from textlstm.jobs.lrfind import lr_find, suggest
 from helpers import ROWS, write_tsv
 
 runner = CliRunner()

@@ -8,7 +8,8 @@ import pytest
 from rich.console import Console
 
 from textlstm.errors import DataError
-from textlstm.metrics import evaluate, plot_confusion, plot_history, report_table, write_json
+from textlstm.display import evaluation_table
+from textlstm.metrics import evaluate, plot_confusion, plot_history, write_json
 
 LABELS = ["a", "b", "c"]
 # a: TP 2, FN 1 (->b), FP 0  -> P 1,   R 2/3, F1 0.8
@@ -76,7 +77,7 @@ def test_bad_inputs():
 
 def test_report_table_renders_every_row():
     console = Console(record=True, width=120)
-    console.print(report_table(evaluate(Y_TRUE, Y_PRED, LABELS), title="dev"))
+    console.print(evaluation_table(evaluate(Y_TRUE, Y_PRED, LABELS), title="dev"))
     text = console.export_text()
     for row in ("dev", "a", "b", "c", "accuracy", "macro avg", "micro avg", "weighted avg", "0.6667", "0.6556"):
         assert row in text

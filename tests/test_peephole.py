@@ -7,7 +7,7 @@ import torch
 from torch.func import functional_call
 
 from textlstm import TextClassifier
-from textlstm.cells import PeepholeLSTM
+from textlstm.model.cells import PeepholeLSTM
 from textlstm.config import ModelConfig, make_config
 from textlstm.errors import ConfigError
 from textlstm.model import TextLSTM, expected_shapes

@@ -4,9 +4,9 @@ import logging
 import pytest
 import torch
 
-from textlstm import precision
-from textlstm.optim import make_optimizer
-from textlstm.train import Trainer
+from textlstm.training import precision
+from textlstm.training.optim import make_optimizer
+from textlstm.training.trainer import Trainer
 
 from test_train import accuracy, make_model, tcfg, toy_data
 
@@ -25,7 +25,7 @@ def test_amp_dtype_per_device_and_setting(monkeypatch):
 
 def test_a_cpu_without_bf16_trains_in_float32_and_says_so(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="textlstm.train"):
+    with caplog.at_level(logging.WARNING, logger="textlstm.training"):
         trainer = Trainer(make_model(), tcfg(amp=True, epochs=1), toy_data(), n_labels=2)
     assert trainer.amp_dtype is None and not trainer.scaler.is_enabled()
     assert "no native bfloat16" in caplog.text

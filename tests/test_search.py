@@ -8,8 +8,8 @@ from textlstm import TextClassifier
 from textlstm.cli import app
 from textlstm.config import Config, make_config
 from textlstm.errors import ConfigError
-from textlstm.search import candidates, check_candidates, load_grid
-from textlstm.searchreport import config_toml
+from textlstm.jobs.search import candidates, check_candidates, load_grid
+from textlstm.jobs.searchreport import config_toml
 from helpers import ROWS, write_tsv
 
 runner = CliRunner()

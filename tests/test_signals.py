@@ -20,11 +20,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from textlstm.batching import EncodedDataset
+from textlstm.data.batching import EncodedDataset
 from textlstm.config import ModelConfig, TrainConfig, make_config
 from textlstm.model import TextLSTM
-from textlstm.train import Callback, Trainer, TrainingInterrupted
-from textlstm.trainjob import TrainJob, run_train_job
+from textlstm.training.trainer import Callback, Trainer, TrainingInterrupted
+from textlstm.jobs.train import TrainJob, run_train_job
 from helpers import write_corpus
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")

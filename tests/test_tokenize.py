@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from textlstm.config import TokenizerConfig
 from textlstm.errors import ConfigError
-from textlstm.tokenize import POOL_MIN_TEXTS, Tokenizer
+from textlstm.data.tokenize import POOL_MIN_TEXTS, Tokenizer
 
 KINDS = ["spacy", "regex"]
 
@@ -214,7 +214,7 @@ def test_pipe_works_with_spawned_workers(monkeypatch):
     """Workers rebuild the tokenizer from its settings, so `spawn` (macOS, Windows) works."""
     import multiprocessing
 
-    import textlstm.tokenize as tokenize_module
+    import textlstm.data.tokenize as tokenize_module
     monkeypatch.setattr(tokenize_module, "_mp_context", lambda: multiprocessing.get_context("spawn"))
     tok = make(kind="regex")
     texts = [f"Text number {i}, isn't it?" for i in range(POOL_MIN_TEXTS + 10)]

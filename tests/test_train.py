@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from textlstm.batching import EncodedDataset, bucket_batches, padding_share
-from textlstm.checkpoint import load_checkpoint
+from textlstm.data.batching import EncodedDataset, bucket_batches, padding_share
+from textlstm.training.checkpoint import load_checkpoint
 from textlstm.config import ModelConfig, TrainConfig
 from textlstm.errors import TrainingError
-from textlstm.infer import predict_logits
+from textlstm.model.infer import predict_logits
 from textlstm.model import TextLSTM
-from textlstm.optim import effective_lr
-from textlstm.batching import n_batches
-from textlstm.objectives import class_weights_for
-from textlstm.train import Callback, Trainer, TrainingInterrupted
+from textlstm.training.optim import effective_lr
+from textlstm.data.batching import n_batches
+from textlstm.training.objectives import class_weights_for
+from textlstm.training.trainer import Callback, Trainer, TrainingInterrupted
 
 
 def toy_data(n=48, seed=0):
@@ -209,7 +209,7 @@ def test_non_finite_loss_names_epoch_and_step(tmp_path):
 
 
 def test_inference_batches_cap_padded_tokens_so_one_huge_text_runs_alone():
-    from textlstm.batching import sorted_batches
+    from textlstm.data.batching import sorted_batches
     lengths = np.array([5] * 300 + [60_000])
     batches = sorted_batches(lengths, 256)
     assert batches[0][0] == 300 and len(batches[0]) <= 2
@@ -237,7 +237,7 @@ def test_trainer_uses_the_scaled_lr_in_both_parameter_groups():
 def test_resume_accepts_a_checkpoint_written_before_a_model_setting_existed(tmp_path):
     from dataclasses import asdict
 
-    from textlstm.checkpoint import check_fingerprint
+    from textlstm.training.checkpoint import check_fingerprint
     current = {"labels": ["a", "b"], "model": asdict(ModelConfig())}
     older = {"labels": ["a", "b"], "model": {k: v for k, v in current["model"].items() if k != "quantization"}}
     check_fingerprint(older, current, tmp_path)  # the missing key had its default

@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -18,22 +18,26 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from .artifact import Artifact, load_artifact, save_artifact
-from .batching import EncodedDataset
+from .model.artifact import Artifact, load_artifact, save_artifact
+from .data.batching import EncodedDataset
 from .callbacks import Callback, say
 from .config import Config, ModelConfig
-from .corpus import load_corpus
-from .data import label_order
+from .data.tokencache import load_corpus
+from .data.readers import check_known_labels, label_order
 from .errors import ConfigError, DataError, NotFittedError
-from .infer import predict_logits, softmax
-from .lm import check_compatible, load_encoder, start_from_encoder
+from .model.infer import predict_logits, softmax
+from .training.lm import check_compatible, load_encoder, start_from_encoder
 from .metrics import evaluate as evaluate_predictions
-from .model import TextLSTM, expected_shapes
-from .quantize import float_state_dict, is_quantized, quantize_model
-from .tokenize import Tokenizer
-from .objectives import class_weights_for
-from .train import Trainer, resolve_device, setup_threads
-from .vocab_vectors import vocab_and_vectors
+from .model.network import TextLSTM, expected_shapes
+from .model.quantize import float_state_dict, is_quantized, quantize_model
+from .data.tokenize import Tokenizer
+from .data.vocab import Vocab
+from .training.objectives import class_weights_for
+from .training.device import resolve_device, setup_threads
+from .training.freezing import run_freeze
+from .training.trainer import Trainer
+from .embeddings.matrix import vocab_and_vectors
+from .embeddings.vectors import Coverage
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -95,8 +99,10 @@ class TextClassifier:
             tokens, labels, val = _stratified_split(tokens, labels, cfg.data.val_split, cfg.train.seed)
         index = {c: i for i, c in enumerate(classes)}
         if val is not None:
-            _check_known(val[1], index, "validation data")
-        vocab, train_data, model, weights = self.prepare_training(tokens, labels, classes, vectors, callbacks)
+            check_known_labels(val[1], index, "validation data")
+        run = prepare_training(cfg, tokens, labels, classes, vectors, callbacks)
+        self.config = cfg = run.config  # what the model trains with is what config.json records
+        vocab, train_data, model, weights = run.vocab, run.train_data, run.model, run.class_weights
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
                        "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
@@ -107,10 +113,9 @@ class TextClassifier:
             fingerprint["case_fallback"] = cfg.vocab.case_fallback
         start = time.perf_counter()
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
-                          class_weights=weights, checkpoint_dir=checkpoint_dir,
-                          fingerprint=fingerprint, callbacks=callbacks)
+                          class_weights=weights, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
+                          callbacks=callbacks, freeze_encoder=bool(cfg.embeddings.encoder))
         result = trainer.fit(resume=resume)
-        model.pretrained_encoder = False  # trained with the classifier now: fine_tune freezes the embeddings only
         self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
         self.class_weights_ = None if weights is None else weights.tolist()
         self.meta_ = {"history": result.history, "best_epoch": result.best_epoch,
@@ -119,59 +124,23 @@ class TextClassifier:
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
                       "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
-                      "coverage": getattr(self, "coverage_", None) and self.coverage_.summary()}
+                      "coverage": run.coverage and run.coverage.summary()}
+        self.coverage_ = run.coverage
         return self
-
-    def prepare_training(self, tokens: Sequence[Sequence[str]], labels: Sequence[str],
-                         classes: list[str], vectors=None, callbacks: list[Callback] | None = None):
-        """What a training run with these settings starts from: the vocabulary (and vectors) of
-        the training tokens, the encoded training data, a freshly seeded model and the class
-        weights (None unless `train.class_weights = "balanced"`)."""
-        cfg = self.config
-        counts = Counter(t for toks in tokens for t in toks)
-        self.coverage_ = None
-        if cfg.embeddings.encoder:
-            vocab, model = self._from_encoder(counts, vectors, len(classes), callbacks)
-        else:
-            vocab, matrix, self.coverage_ = vocab_and_vectors(cfg, counts, vectors, callbacks)
-            if matrix is None and cfg.train.freeze in ("epochs", "plateau"):
-                cfg.train.freeze = "never"  # random embeddings have nothing to protect
-                say(callbacks, "no pretrained vectors: embeddings train from the start (train.freeze = never)")
-            torch.manual_seed(cfg.train.seed)
-            model = TextLSTM(cfg.model, len(vocab), len(classes),
-                             torch.from_numpy(matrix) if matrix is not None else None)
-        train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
-        weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
-        return vocab, train_data, model, weights
-
-    def _from_encoder(self, counts: Counter, vectors, n_labels: int, callbacks):
-        """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
-        cfg, path = self.config, self.config.embeddings.encoder
-        if vectors is not None:
-            raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
-                              f"--encoder: the encoder in {path} brings its own embeddings.")
-        encoder = load_encoder(path)
-        check_compatible(encoder, cfg, f"{path}/config.json")
-        torch.manual_seed(cfg.train.seed)
-        vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
-        covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
-        say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
-                       f"training tokens; vocabulary {len(vocab):,}")
-        return vocab, model
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
                   callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train the fitted model further on a data file with its own vocabulary and labels
         (embeddings frozen, no validation: the last weights stay). Pruning uses this between
         its steps; pruned weights stay zero because their masks stay in place."""
-        self._check_fitted()
+        self.check_fitted()
         if is_quantized(self.model_):
             raise NotFittedError("A quantised model cannot be trained; fine-tune its float original.")
-        cfg = replace(self.config.train, epochs=epochs, lr=lr or self.config.train.lr, freeze="always",
-                      patience=0, eval_every=0)
+        cfg = replace(run_freeze(self.config.train, pretrained=True, purpose="fine-tune"), epochs=epochs,
+                      lr=lr or self.config.train.lr, patience=0, eval_every=0)
         corpus = load_corpus(data, self.config.data, self.tokenizer)
         index = {c: i for i, c in enumerate(self.classes_)}
-        _check_known(corpus.labels, index, f"fine-tuning data {data}")
+        check_known_labels(corpus.labels, index, f"fine-tuning data {data}")
         train_data = EncodedDataset.encode(corpus.tokens, self.vocab_, corpus.labels, index)
         weights = (self.meta_ or {}).get("class_weights")
         Trainer(self.model_, cfg, train_data, None, n_labels=len(self.classes_), callbacks=callbacks,
@@ -180,7 +149,8 @@ class TextClassifier:
         return self
 
     # -- prediction ---------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise `NotFittedError` unless the classifier is trained or loaded."""
         if not hasattr(self, "model_"):
             raise NotFittedError("This TextClassifier is not trained yet: call fit(), train() or "
                                  "TextClassifier.load() first.")
@@ -192,15 +162,16 @@ class TextClassifier:
         return self._tokenizer
 
     def encode(self, texts: Iterable[str]) -> EncodedDataset:
-        self._check_fitted()
+        self.check_fitted()
         return EncodedDataset.encode(list(self.tokenizer.pipe(texts)), self.vocab_)
 
     def _run(self, texts: Iterable[str], batch_size: int, attention: bool = False):
         data = self.encode(texts)
-        setup_threads(self.config.train.threads)
-        device = resolve_device(self.config.train.device)
-        self.model_.to(device)
-        return predict_logits(self.model_, data, batch_size, device, attention)
+        if getattr(self, "_device", None) is None:  # once: torch's thread count is process-wide
+            setup_threads(self.config.train.threads)
+            self._device = resolve_device(self.config.train.device)
+            self.model_.to(self._device)
+        return predict_logits(self.model_, data, batch_size, self._device, attention)
 
     def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:
         """Class probabilities `(n, len(classes_))`; the same for any batch size."""
@@ -238,7 +209,7 @@ class TextClassifier:
             keep = [i for i, lab in enumerate(labels) if lab in known]
             texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
         else:
-            _check_known(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
+            check_known_labels(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
         report = evaluate_predictions(labels, self.predict(texts, batch_size), self.classes_)
         report["skipped_unknown_labels"] = dict(unknown)
         return report
@@ -246,7 +217,7 @@ class TextClassifier:
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the model directory atomically (config.json, vocab.txt, model.safetensors)."""
-        self._check_fitted()
+        self.check_fitted()
         art = Artifact(config=self.config.to_dict(), labels=list(self.classes_), vocab=self.vocab_,
                        tensors={k: v.detach().cpu() for k, v in float_state_dict(self.model_).items()},
                        meta=self.meta_)
@@ -275,14 +246,6 @@ def _file_id(path: str | None) -> str | None:
     return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
 
 
-def _check_known(labels: Sequence[str], index: dict[str, int], what: str) -> None:
-    unknown = Counter(lab for lab in labels if lab not in index)
-    if unknown:
-        listed = ", ".join(f"{lab!r} ({n})" for lab, n in unknown.most_common())
-        raise DataError(f"The {what} has labels the model does not know: {listed}. "
-                        f"Known labels: {', '.join(index)}.")
-
-
 def _stratified_split(tokens, labels, share: float, seed: int):
     counts = Counter(labels)
     stratify = labels if min(counts.values()) >= 2 else None
@@ -291,3 +254,58 @@ def _stratified_split(tokens, labels, share: float, seed: int):
     pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
     return (pick(idx_train, tokens), pick(idx_train, labels),
             (pick(idx_val, tokens), pick(idx_val, labels)))
+
+
+@dataclass
+class TrainingStart:
+    """What a training run with some settings starts from (`prepare_training`)."""
+
+    config: Config  # the settings it trains with: the vectors recorded, the freeze mode resolved
+    vocab: Vocab
+    train_data: EncodedDataset
+    model: TextLSTM  # freshly seeded, embeddings from the vectors or the encoder
+    class_weights: torch.Tensor | None  # None unless train.class_weights = "balanced"
+    coverage: Coverage | None  # of the vectors, when there are any
+
+
+def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Sequence[str], classes: list[str],
+                     vectors=None, callbacks: list[Callback] | None = None) -> TrainingStart:
+    """The vocabulary (and vectors) of the training tokens, the encoded training data, a freshly
+    seeded model and the class weights, and the settings the run uses; `cfg` is not changed."""
+    counts = Counter(t for toks in tokens for t in toks)
+    coverage = None
+    if cfg.embeddings.encoder:
+        vocab, model = _from_encoder(cfg, counts, vectors, len(classes), callbacks)
+        pretrained = True
+    else:
+        if vectors is not None:
+            cfg = replace(cfg, embeddings=replace(cfg.embeddings, vectors=str(vectors)))
+        vocab, matrix, coverage = vocab_and_vectors(cfg, counts, vectors, callbacks)
+        pretrained = matrix is not None
+        torch.manual_seed(cfg.train.seed)
+        model = TextLSTM(cfg.model, len(vocab), len(classes),
+                         torch.from_numpy(matrix) if matrix is not None else None)
+    train = run_freeze(cfg.train, pretrained=pretrained)
+    if train is not cfg.train:
+        say(callbacks, f"no pretrained vectors: embeddings train from the start (train.freeze = {train.freeze})")
+        cfg = replace(cfg, train=train)
+    train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
+    weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
+    return TrainingStart(cfg, vocab, train_data, model, weights, coverage)
+
+
+def _from_encoder(cfg: Config, counts: Counter, vectors, n_labels: int, callbacks):
+    """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
+    path = cfg.embeddings.encoder
+    if vectors is not None:
+        raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
+                          f"--encoder: the encoder in {path} brings its own embeddings.")
+    encoder = load_encoder(path)
+    check_compatible(encoder, cfg, f"{path}/config.json")
+    torch.manual_seed(cfg.train.seed)
+    vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
+    covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
+    say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
+                   f"training tokens; vocabulary {len(vocab):,}")
+    return vocab, model
+

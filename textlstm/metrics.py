@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from rich.table import Table
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .atomic import atomic_path, atomic_write_text
@@ -64,30 +63,10 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     }
 
 
-def _weighted(report: dict[str, Any], key: str) -> float:
+def weighted_average(report: dict[str, Any], key: str) -> float:
     rows = report["per_class"].values()
     total = sum(row["support"] for row in rows)
     return sum(row[key] * row["support"] for row in rows) / total if total else 0.0
-
-
-def report_table(report: dict[str, Any], title: str = "Evaluation") -> Table:
-    """A rich table in the layout of scikit-learn's `classification_report`."""
-    table = Table(title=title)
-    table.add_column("label")
-    for name in ("precision", "recall", "f1", "support"):
-        table.add_column(name, justify="right")
-    for label, row in report["per_class"].items():
-        table.add_row(str(label), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
-                      f"{row['f1']:.4f}", str(row["support"]))
-    n = str(report["n"])
-    table.add_section()
-    table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", n, style="bold")
-    table.add_row("macro avg", f"{report['macro_precision']:.4f}", f"{report['macro_recall']:.4f}",
-                  f"{report['macro_f1']:.4f}", n)
-    table.add_row("micro avg", "", "", f"{report['micro_f1']:.4f}", n)
-    table.add_row("weighted avg", f"{_weighted(report, 'precision'):.4f}",
-                  f"{_weighted(report, 'recall'):.4f}", f"{report['weighted_f1']:.4f}", n)
-    return table
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> None:

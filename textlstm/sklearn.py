@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from typing import Any, Iterable, Mapping
 
@@ -21,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from .callbacks import Callback
+from .callbacks import Callback, EpochLines
 from .classifier import TextClassifier
 from .config import Config, make_config, set_value
 from .errors import ConfigError, NotFittedError, TextInputError
@@ -154,10 +155,7 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
     def _display(self) -> list[Callback]:
         if not self.verbose:
             return []
-        from rich.console import Console
-
-        from .ui import RichProgress
-        return [RichProgress(Console(stderr=True), self.build_config().train.epochs)]
+        return [EpochLines(sys.stderr, self.build_config().train.epochs)]
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_proba(self, X: Iterable[str]) -> np.ndarray:

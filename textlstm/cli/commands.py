@@ -1,0 +1,262 @@
+"""The `textlstm` command: a thin typer layer over the library. Each command turns its options
+into typed values, calls one library function and formats the result."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.logging import RichHandler
+from rich.table import Table
+
+from . import tools as cli_tools
+from ..data import corpora as corpora_lib
+from ..training import distributed
+from ..classifier import TextClassifier
+from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt,
+                         data_settings, err, handle_errors, out)
+from ..config import Config, make_config, preset_names
+from ..data.readers import read_dataset
+
+app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+corpora_app = typer.Typer(help="The bundled corpus and recipes for public corpora.", no_args_is_help=True)
+app.add_typer(corpora_app, name="corpora")
+
+
+@app.callback()
+def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs and tracebacks.")):
+    STATE["verbose"] = verbose
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, force=True,
+                        handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+
+
+@app.command()
+@handle_errors
+def train(
+    data: Optional[Path] = typer.Argument(None, help="Training data file or folder (default: the bundled sentiment corpus)."),
+    out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation file (default: a stratified split of DATA)."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of DATA held out for validation when no --val (default 0.1)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per batch (per process under torchrun); sets train.batch_size."),
+    scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test file evaluated with the best model."),
+    vectors: Optional[Path] = typer.Option(None, "--vectors", help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
+    preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a setting: section.key=value (repeatable)."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the training curves and confusion matrix PNGs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+):
+    """Train a classifier, evaluate its best epoch on validation (and test) and save it.
+
+    Runs data-parallel when launched with `torchrun --nproc-per-node N -m textlstm.cli train …`."""
+    from ..jobs.train import TrainJob, run_train_job
+    from ..display import RichProgress
+
+    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, label_field, encoding, on_bad_lines)
+    if val_split is not None:
+        cfg.override([f"data.val_split={val_split}"])
+    if batch_size is not None:
+        cfg.override([f"train.batch_size={batch_size}"])
+    if scale_lr is not None:
+        cfg.override([f"train.lr_scaling={json.dumps(scale_lr)}"])
+    if encoder is not None:
+        cfg.override([f"embeddings.encoder={json.dumps(str(encoder))}"])
+    job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
+    callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(out, cfg.train.epochs)]
+    try:
+        result = run_train_job(cfg.validate(), job, callbacks)
+    finally:
+        distributed.leave()
+    if result.model_dir is None:
+        return  # another rank of a torchrun job reports and saves
+    for name, report in result.evaluations.items():
+        out.print(_table(report, f"{name}: {report['n']} examples"))
+    if plots:
+        _write_plots(plots, result.evaluations, result.classifier.meta_["history"])
+    out.print(f"model saved to {result.model_dir}")
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    model: Path = typer.Argument(..., help="Model directory."),
+    data: Path = typer.Argument(..., help="Labelled data file to evaluate on."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the confusion matrix PNG."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown-labels", help="Leave out (and count) examples whose label the model does not know, instead of failing."),
+    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+):
+    """Accuracy, per-class and averaged precision / recall / F1, and the confusion matrix."""
+    from ..metrics import plot_confusion, write_json
+
+    clf = TextClassifier.load(model)
+    examples, rep = read_dataset(data, format=fmt, text_field=text_field, label_field=label_field,
+                                 encoding=encoding, on_bad_lines=on_bad_lines)
+    err.print(rep.summary(), markup=False, highlight=False)
+    report = clf.evaluate([e.text for e in examples], [e.label for e in examples], skip_unknown=skip_unknown)
+    if report["skipped_unknown_labels"]:
+        skipped = ", ".join(f"{k!r} ({n})" for k, n in report["skipped_unknown_labels"].items())
+        err.print(f"left out examples with labels the model does not know: {skipped}", markup=False)
+    out.print(_table(report, f"{data}: {report['n']} examples"))
+    if json_path:
+        write_json(report, json_path)
+    if plots:
+        plot_confusion(report, Path(plots) / "confusion_matrix.png")
+
+
+@app.command()
+@handle_errors
+def predict(
+    model: Path = typer.Argument(..., help="Model directory."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or read standard input)."),
+    input_path: Optional[Path] = typer.Option(None, "--input", help="File of texts (CSV/TSV/JSONL/fastText/text)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Predictions file (.csv or .jsonl) for --input."),
+    proba: bool = typer.Option(False, "--proba", help="Print class probabilities too."),
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Write an HTML page shading tokens by attention."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --input job from <output>.partial."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
+):
+    """Predict labels for texts given as arguments, on standard input, or in a file."""
+    from ..jobs.explain import write_html
+    from ..jobs.predict import predict_file
+
+    clf = TextClassifier.load(model)
+    if input_path is not None:
+        if output is None:
+            raise typer.BadParameter("--input needs --output (a .csv or .jsonl file).")
+        cfg = data_settings(Config(), fmt, text_field, None, encoding, "error")
+        try:
+            summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size,
+                                   resume=resume, overwrite=overwrite)
+        except KeyboardInterrupt:
+            err.print(f"error: interrupted; rerun with --resume to continue from {output}.partial")
+            raise typer.Exit(130) from None
+        err.print(summary.report.summary(), markup=False, highlight=False)
+        out.print(f"wrote {summary.rows} predictions to {summary.output}"
+                  + (f" ({summary.resumed_from} from the interrupted run)" if summary.resumed_from else "")
+                  + (f"; {summary.errors} rows have an error (see the error column)" if summary.errors else ""))
+        return
+    if resume:
+        raise typer.BadParameter("--resume needs --input and --output.")
+    texts = list(texts or [])
+    if not texts and not sys.stdin.isatty():
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise typer.BadParameter("Give texts as arguments, on standard input, or with --input.")
+    probs = clf.predict_proba(texts, batch_size)
+    for text, p in zip(texts, probs):
+        label = clf.classes_[int(p.argmax())]
+        extra = "\t" + " ".join(f"{c}={x:.4f}" for c, x in zip(clf.classes_, p)) if proba else ""
+        typer.echo(f"{label}{extra}\t{text}")  # plain tab-separated lines for scripts
+    if explain:
+        write_html(clf.explain(texts), explain)
+
+
+@app.command()
+@handle_errors
+def info(model: Path = typer.Argument(..., help="Model directory.")):
+    """Settings, labels, vocabulary size and training metrics of a model."""
+    clf = TextClassifier.load(model)
+    meta = clf.meta_
+    out.print(f"[bold]{model}[/bold]: labels {', '.join(clf.classes_)}; vocabulary {len(clf.vocab_):,}")
+    table = Table("setting", "value", title="Settings")
+    for section, values in clf.config.to_dict().items():
+        for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
+            table.add_row(f"{section}.{key}" if key else section, str(value))
+    out.print(table)
+    summary = {k: v for k, v in meta.items() if k not in ("history", "evaluations")}
+    out.print_json(json.dumps(summary, default=str))
+    for name, report in meta.get("evaluations", {}).items():
+        out.print(f"{name}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
+
+
+@app.command()
+@handle_errors
+def pretrain(
+    data: Path = typer.Argument(..., help="Unlabelled text: one document per line, or any data file."),
+    out_path: Path = typer.Option(..., "--out", help="Vectors file to write (word2vec text format; .gz ok)."),
+    vector_size: int = typer.Option(100, "--vector-size", help="Dimensions of the vectors."),
+    window: int = typer.Option(5, "--window", help="Context window."),
+    min_count: int = typer.Option(5, "--min-count", help="Ignore words rarer than this."),
+    epochs: int = typer.Option(5, "--epochs", help="Passes over the text."),
+    workers: int = typer.Option(2, "--workers", help="Worker threads."),
+    tokenizer: str = typer.Option("spacy", "--tokenizer", help="spacy or regex (use the one you train with)."),
+    lang: str = typer.Option("en", "--lang", help="spaCy language code."),
+    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
+):
+    """Train word2vec vectors on your own unlabelled text with textlstm's tokenizer."""
+    from ..embeddings.word2vec import pretrain_file
+
+    cfg = make_config(overrides=[f"tokenizer.kind={json.dumps(tokenizer)}", f"tokenizer.lang={json.dumps(lang)}"])
+    cfg = data_settings(cfg, fmt, text_field, None, encoding, "error")
+    path = pretrain_file(data, out_path, cfg, vector_size=vector_size, window=window,
+                         min_count=min_count, epochs=epochs, workers=workers,
+                         progress=lambda done, total: out.print(f"word2vec epoch {done}/{total}"))
+    out.print(f"vectors written to {path}")
+
+
+@corpora_app.command("list")
+@handle_errors
+def corpora_list():
+    """The bundled corpus and the public corpora that can be downloaded."""
+    table = Table("name", "description", title="Corpora")
+    table.add_row("sentiment (bundled)", f"written for textlstm, in {corpora_lib.DEFAULT_CORPUS}")
+    for recipe in corpora_lib.list_recipes():
+        table.add_row(recipe.name, recipe.description)
+    out.print(table)
+
+
+@corpora_app.command("download")
+@handle_errors
+def corpora_download(
+    name: str = typer.Argument(..., help="Corpus name (see `textlstm corpora list`)."),
+    out_dir: Path = typer.Option(Path("data"), "--out", help="Folder for the archive and the converted files."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the archive's SHA-256."),
+):
+    """Download a public corpus, verify its checksum and convert it to textlstm's formats."""
+    paths = corpora_lib.download(name, out_dir / name, verify=verify)
+    for p in paths:
+        out.print(f"wrote {p}")
+
+
+# Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
+app.command("search")(cli_tools.search)
+app.command("lr-find")(cli_tools.lr_find)
+app.command("pretrain-lm")(cli_tools.pretrain_lm_cmd)
+app.command("compress")(cli_tools.compress_cmd)
+app.command("export")(cli_tools.export_cmd)
+
+
+def _table(report: dict, title: str):
+    from ..display import evaluation_table
+    return evaluation_table(report, title)
+
+
+def _write_plots(folder: Path, evaluations: dict, history: list) -> None:
+    from ..metrics import plot_confusion, plot_history
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_history(history, folder / "training_curves.png")
+    for name, report in evaluations.items():
+        plot_confusion(report, folder / f"confusion_{name}.png")
+    out.print(f"plots written to {folder}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""One parser per data format: lines (or files) to records `(source, line, (text, label) or Bad)`.
+
+Parsers choose the text and label fields (given, or found by a common name) and note the choice
+in the read's `ReadReport`; `readers.py` turns records into examples and applies the bad-line policy.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple, Union
+
+from ..errors import DataError
+from .lines import chomp, decode_error, iter_lines
+from .records import ReadReport
+
+TEXT_NAMES = ("text", "sentence", "review", "content", "document", "body", "comment")
+LABEL_NAMES = ("label", "sentiment", "class", "category", "labels", "target")
+_FASTTEXT = re.compile(r"((?:__label__[^ \t]*[ \t]*)+)(.*)", re.S)
+_JSON_ARRAY_HINT = "; the file looks like one JSON document, not JSON lines (try jq -c '.[]')"
+_CSV_FIELD_LIMIT = 2**31 - 1  # the most a C long holds everywhere; 5M-character reviews fit
+
+
+class Bad(NamedTuple):
+    """Why a record is unusable."""
+
+    reason: str  # short and stable: the key in `ReadReport.skipped`
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Options:
+    text_field: str | None
+    label_field: str | None
+    encoding: str
+    on_bad_lines: str
+    labelled: bool
+
+
+# what parsers yield: (source, line, (text, label) or Bad)
+Record = tuple[str, Union[int, None], Union[Bad, tuple[str, Union[str, None]]]]
+
+
+# -- fields -----------------------------------------------------------------------------------
+
+def _find(columns: list[str], names: Iterable[str]) -> str | None:
+    lowered: dict[str, str] = {}
+    for c in columns:
+        lowered.setdefault(c.strip().lower(), c)
+    return next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
+
+
+def _resolve_fields(columns: list[str], opts: Options, rep: ReadReport, path: Path,
+                    noun: str = "Column") -> tuple[str, str | None]:
+    """The text and label field names: given (exactly or up to case) or found by common name."""
+    listing = ", ".join(c if len(c) <= 40 else c[:37] + "..." for c in columns) or "(none)"
+    hint = " The first row is read as the header." if noun == "Column" else ""
+
+    def pick(given: str | None, names: tuple[str, ...], role: str, required: bool) -> str | None:
+        if given is not None:
+            found = given if given in columns else _find(columns, [given])
+            if found is None:
+                raise DataError(f"{noun} {given!r} not found in {path}. {noun}s: {listing}. "
+                                f"Use --{role}-field.")
+            return found
+        found = _find(columns, names)
+        if found is None and required:
+            raise DataError(f"No {role} {noun.lower()} found in {path}. {noun}s: {listing}. "
+                            f"Known {role} names: {', '.join(names)}.{hint} "
+                            "Use --text-field/--label-field.")
+        return found
+
+    text = pick(opts.text_field, TEXT_NAMES, "text", True)
+    label = pick(opts.label_field, LABEL_NAMES, "label", opts.labelled)
+    if label == text:
+        raise DataError(f"{path}: {noun.lower()} {text!r} is chosen as both text and label. "
+                        "Use --text-field/--label-field.")
+    rep.text_field, rep.label_field = text, label
+    rep.fields_detected = opts.text_field is None or (opts.label_field is None and label is not None)
+    return text or "", label
+
+
+def _label(value: str) -> str | None:
+    return value if value.strip() else None
+
+
+# -- one parser per format --------------------------------------------------------------------
+
+def _parse_csv(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.reader(text for _, text in iter_lines(path, opts.encoding))
+
+    def rows() -> Iterator[tuple[int, int, list[str] | Bad]]:
+        while True:
+            start = reader.line_num + 1
+            try:
+                row: list[str] | Bad = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                row = Bad("malformed CSV", str(exc))
+            yield start, reader.line_num, row
+
+    return _tabular(path, rows(), opts, rep)
+
+
+def _parse_tsv(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    rows = ((n, n, chomp(raw).split("\t")) for n, raw in iter_lines(path, opts.encoding))
+    return _tabular(path, rows, opts, rep)
+
+
+def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts: Options,
+             rep: ReadReport) -> Iterator[Record]:
+    """Records from rows (start line, end line, fields): the first row is the header."""
+    src, header, ti, li = str(path), None, 0, None
+    for start, end, row in rows:
+        if isinstance(row, Bad):
+            yield src, start, row
+        elif row in ([], [""]):
+            continue  # blank line
+        elif header is None:
+            header = row
+            text, label = _resolve_fields(row, opts, rep, path)
+            ti, li = row.index(text), (None if label is None else row.index(label))
+        elif len(row) != len(header):
+            spans = f"; the record runs over lines {start}-{end}: is a quote unbalanced?"
+            yield src, start, Bad("wrong number of fields", f"found {len(row)}, the header has "
+                                   f"{len(header)}{spans if end > start else ''}")
+        else:
+            yield src, start, (row[ti], None if li is None else _label(row[li]))
+
+
+def _parse_jsonl(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    src, fields = str(path), None
+    for n, raw in iter_lines(path, opts.encoding):
+        line = chomp(raw)
+        if not line.strip(" \t\r"):
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # also huge integers and deep nesting
+            where_ = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            hint = _JSON_ARRAY_HINT if n == 1 and line.strip() in ("[", "{") else ""
+            yield src, n, Bad("malformed JSON", f"{getattr(exc, 'msg', exc)}{where_}{hint}")
+            continue
+        if not isinstance(obj, dict):
+            hint = _JSON_ARRAY_HINT if n == 1 and isinstance(obj, list) else ""
+            yield src, n, Bad("not a JSON object", f"got {type(obj).__name__}{hint}")
+            continue
+        if fields is None:
+            fields = _resolve_fields(list(obj), opts, rep, path, noun="Field")
+        yield src, n, _json_record(obj, *fields, opts.labelled)
+
+
+def _json_record(obj: dict, text_key: str, label_key: str | None,
+                 labelled: bool) -> Bad | tuple[str, str | None]:
+    if text_key not in obj:
+        return Bad("missing text", f"no {text_key!r} field")
+    text = obj[text_key]
+    if text is not None and not isinstance(text, str):
+        return Bad("text must be a string", f"got {json.dumps(text)[:40]}")
+    label = None if label_key is None else _json_label(obj.get(label_key))
+    if isinstance(label, Bad):
+        if labelled:
+            return label
+        label = None
+    return text or "", label  # null text counts as empty text
+
+
+def _json_label(value: object) -> str | Bad | None:
+    """Strings as written, integers as digits, true/false as JSON spells them."""
+    if value is None or isinstance(value, str):
+        return None if value is None else _label(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return Bad("multi-label lines are not supported", f"got {len(value)} labels")
+    return Bad("label must be a string or integer", f"got {json.dumps(value)[:40]}")
+
+
+def _parse_fasttext(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    src = str(path)
+    for n, raw in iter_lines(path, opts.encoding):
+        line = chomp(raw)
+        if not line:
+            continue
+        m = _FASTTEXT.match(line)
+        labels = m.group(1).split() if m else []
+        if opts.labelled and len(labels) != 1:
+            yield src, n, (Bad("fastText line without a label", f"it starts {line[:20]!r}")
+                           if not labels else Bad("multi-label lines are not supported",
+                                                   " ".join(labels)[:60]))
+            continue
+        label = (labels[0].removeprefix("__label__") or None) if len(labels) == 1 else None
+        yield src, n, (m.group(2) if m else line, label)
+
+
+def _parse_text(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    src = str(path)
+    for n, raw in iter_lines(path, opts.encoding):
+        if line := chomp(raw):
+            yield src, n, (line, None)
+
+
+def _parse_folder(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
+    classes = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = [(d.name, f) for d in classes for f in sorted(d.glob("*.txt")) if f.is_file()]
+    if not files:
+        found = ", ".join(d.name for d in classes) or "none"
+        raise DataError(f"{path} has no class folders with .txt files (subfolders: {found}). "
+                        "Expected one folder per class, one document per file: "
+                        f"{path / 'pos' / '1.txt'}, {path / 'neg' / '2.txt'}, ...")
+    for label, f in files:
+        yield str(f), None, (_read_document(f, opts.encoding), label)
+
+
+def _read_document(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise decode_error(path, line, exc.start, data[exc.start:exc.end], encoding) from None
+    return chomp(text.removeprefix("\ufeff"))
+
+
+PARSERS = {"csv": _parse_csv, "tsv": _parse_tsv, "jsonl": _parse_jsonl,
+            "fasttext": _parse_fasttext, "text": _parse_text, "folder": _parse_folder}

@@ -1,0 +1,270 @@
+"""Batch prediction over files: streamed in chunks with constant memory, one output row per input
+record, resumable after a kill, and never written over an existing result by accident.
+
+While a job runs it writes `<output>.partial`, flushed to disk after every chunk, and a sidecar
+`<output>.partial.json` saying which input, model and reader settings the rows come from and how
+many rows (and bytes) of the partial file are complete. `resume=True` checks the sidecar against
+the current run, cuts the partial file back to its last complete row and goes on with the next
+record. A finished job renames the partial file onto `<output>` and removes the sidecar.
+
+>>> predict_file(clf, "reviews.jsonl", "pred.csv")               # doctest: +SKIP
+>>> predict_file(clf, "reviews.jsonl", "pred.csv", resume=True)  # after a kill  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+import torch
+
+from ..atomic import atomic_write_text, fsync_dir
+from ..classifier import TextClassifier
+from ..config import DataConfig
+from ..data.tokencache import content_hash
+from ..data.readers import Example, ReadReport, read_data
+from ..errors import ConfigError, DataError
+
+OUTPUT_FORMATS = ("csv", "jsonl")
+SIDECAR_VERSION = 1
+_HEAD_BYTES = 1 << 20  # the input's first MiB is hashed: cheap, and catches rewritten files
+
+
+@dataclass
+class JobSummary:
+    rows: int  # rows in the output: one per input record
+    output: Path
+    report: ReadReport
+    errors: int = 0  # rows carrying an error instead of a prediction
+    resumed_from: int = 0  # rows an interrupted run had written before this one went on
+
+
+@dataclass
+class _Progress:
+    """What the sidecar says is complete in the partial file."""
+
+    rows: int = 0
+    errors: int = 0
+    bytes: int = 0
+
+
+def output_format(path: str | os.PathLike) -> str:
+    name = str(path).lower()
+    for fmt in OUTPUT_FORMATS:
+        if name.endswith("." + fmt):
+            return fmt
+    raise DataError(f"Cannot tell the output format of {path}: name it .csv or .jsonl.")
+
+
+def partial_paths(output_path: str | os.PathLike) -> tuple[Path, Path]:
+    """The partial output file and its JSON sidecar, next to `output_path`."""
+    out = Path(output_path)
+    return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
+
+
+def model_fingerprint(clf: TextClassifier) -> str:
+    """SHA-256 of a trained classifier's settings, labels, vocabulary and weights: two models
+    share it only if they predict alike."""
+    clf.check_fitted()
+    h = hashlib.sha256()
+    meta = {"config": clf.config.to_dict(), "labels": list(clf.classes_), "vocab": clf.vocab_.itos}
+    h.update(json.dumps(meta, sort_keys=True).encode("utf-8", "surrogatepass"))
+    for name, tensor in sorted(clf.model_.state_dict().items()):
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def input_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """What tells whether an input changed: size, mtime and a hash of the first MiB of a file;
+    a hash of every file of a folder."""
+    p = Path(path)
+    if p.is_dir():
+        return {"path": str(p.resolve()), "content_blake2b": content_hash(p)}
+    st = p.stat()
+    with open(p, "rb") as fh:
+        head = hashlib.sha256(fh.read(_HEAD_BYTES)).hexdigest()
+    return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "head_sha256": head}
+
+
+def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path: str | os.PathLike,
+                 *, data: DataConfig | None = None, chunk_size: int = 4096, batch_size: int = 256,
+                 model_id: str | None = None, resume: bool = False,
+                 overwrite: bool = False) -> JobSummary:
+    """Predict every record of `input_path` (CSV, TSV, JSONL, fastText or plain text) into
+    `output_path` (.csv or .jsonl): one row per input record, in order, with the source line,
+    the predicted label, one probability per class and an `error`. A record that cannot be
+    predicted (malformed, no text field, empty text) gets a row with its error and no label.
+    `data.on_bad_lines` is not used: a job accounts for every record.
+
+    `model_id` names the model in the sidecar (default: `model_fingerprint(clf)`); `resume`
+    continues an interrupted job with the same input, model and settings; an existing
+    `output_path` is replaced only with `overwrite=True`.
+    """
+    data = data or DataConfig()
+    output = Path(output_path)
+    fmt = output_format(output)
+    if chunk_size < 1 or batch_size < 1:
+        raise ConfigError(f"chunk_size and batch_size must be at least 1; got {chunk_size} and "
+                          f"{batch_size}.")
+    _check_output(output, resume, overwrite)
+    report = ReadReport()
+    examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report)
+    job = {"version": SIDECAR_VERSION, "input": input_identity(input_path),
+           "model": model_id or model_fingerprint(clf), "labels": list(clf.classes_),
+           "reader": {"format": data.format, "text_field": data.text_field,
+                      "encoding": data.encoding},
+           "output_format": fmt}
+    partial, sidecar = partial_paths(output)
+    if resume:
+        start = _resume_point(output, partial, sidecar, job)
+    else:
+        start = _start(partial, sidecar, job, _header(fmt, clf.classes_))
+    rows = _chunks(itertools.islice(examples, start.rows, None), chunk_size)
+    done = _append(partial, sidecar, job, start,
+                   (_render(clf, chunk, fmt, batch_size) for chunk in rows))
+    _finish(partial, sidecar, output, overwrite)
+    return JobSummary(done.rows, output, report, done.errors, start.rows)
+
+
+def _append(partial: Path, sidecar: Path, job: dict[str, Any], done: _Progress,
+            chunks: Iterable[tuple[str, int, int]]) -> _Progress:
+    """Write the rendered chunks (text, rows, errors) after the last complete row of `partial`,
+    each flushed to disk before the sidecar counts it."""
+    with open(partial, "r+b") as fh:
+        fh.truncate(done.bytes)  # drops a row half written when the last run was killed
+        fh.seek(done.bytes)
+        for text, n_rows, n_errors in chunks:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+            done = _Progress(done.rows + n_rows, done.errors + n_errors, fh.tell())
+            _write_sidecar(sidecar, job, done)
+    return done
+
+
+def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
+    if output.exists() and not overwrite:
+        finished = " (a finished job: nothing to resume)" if resume else ""
+        raise DataError(f"{output} already exists{finished}; pass --overwrite to replace it or "
+                        "choose another --output.")
+
+
+def _start(partial: Path, sidecar: Path, job: dict[str, Any], header: str) -> _Progress:
+    """Begin a new partial file (replacing any old one) with the header row."""
+    sidecar.unlink(missing_ok=True)  # first, so that it never describes the new file wrongly
+    with open(partial, "wb") as fh:
+        fh.write(header.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+        done = _Progress(bytes=fh.tell())
+    _write_sidecar(sidecar, job, done)
+    return done
+
+
+def _write_sidecar(sidecar: Path, job: dict[str, Any], done: _Progress) -> None:
+    atomic_write_text(sidecar, json.dumps({**job, **asdict(done)}, indent=1) + "\n")
+
+
+def _resume_point(output: Path, partial: Path, sidecar: Path, job: dict[str, Any]) -> _Progress:
+    """The progress recorded for `partial`, once the sidecar is shown to match this run."""
+    start_over = "Run without --resume to start over."
+    if not sidecar.exists() or not partial.exists():
+        missing = sidecar if not sidecar.exists() else partial
+        raise DataError(f"Nothing to resume for {output}: {missing} is missing. {start_over}")
+    try:
+        saved = json.loads(sidecar.read_text(encoding="utf-8"))
+        done = _Progress(int(saved["rows"]), int(saved["errors"]), int(saved["bytes"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"Cannot resume {output}: {sidecar} is unreadable ({exc}). {start_over}") from None
+    diffs = _differences(saved, job)
+    if diffs:
+        raise DataError(f"Cannot resume {output}: the partial results in {partial} were made "
+                        f"with different inputs. {'; '.join(diffs)}. {start_over}")
+    size = partial.stat().st_size
+    if size < done.bytes:
+        raise DataError(f"Cannot resume {output}: {partial} has {size} bytes but {sidecar} "
+                        f"records {done.bytes} written; the file was changed. {start_over}")
+    return done
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """'input size: partial run had 120, this run has 133' for every setting that differs."""
+    diffs = []
+    for key, now in current.items():
+        then = saved.get(key) if isinstance(saved, dict) else None
+        name = f"{prefix}{key}"
+        if isinstance(now, dict) and isinstance(then, dict):
+            diffs += _differences(then, now, name + " ")
+        elif then != now:
+            diffs.append(f"{name}: partial run had {then!r}, this run has {now!r}")
+    return diffs
+
+
+def _finish(partial: Path, sidecar: Path, output: Path, overwrite: bool) -> None:
+    _check_output(output, False, overwrite)  # another process may have written it meanwhile
+    os.replace(partial, output)  # the rows were fsynced chunk by chunk
+    fsync_dir(output.parent)
+    sidecar.unlink(missing_ok=True)
+    fsync_dir(output.parent)
+
+
+def _chunks(items: Iterable[Example], size: int) -> Iterator[list[Example]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+def _header(fmt: str, classes: list[str]) -> str:
+    if fmt != "csv":
+        return ""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(["line", "label", *(f"p_{c}" for c in classes), "error"])
+    return buf.getvalue()
+
+
+def _render(clf: TextClassifier, chunk: list[Example], fmt: str,
+            batch_size: int) -> tuple[str, int, int]:
+    """The output rows of one chunk as text, how many rows and how many of them are errors."""
+    good = [ex.text for ex in chunk if ex.error is None]
+    proba = iter(clf.predict_proba(good, batch_size) if good else ())
+    buf = io.StringIO()
+    write = (_csv_writer if fmt == "csv" else _jsonl_writer)(buf, clf.classes_)
+    for ex in chunk:
+        write(ex, None if ex.error is not None else next(proba))
+    return buf.getvalue(), len(chunk), len(chunk) - len(good)
+
+
+def _where(ex: Example) -> int | str:
+    return ex.line if ex.line is not None else ex.source
+
+
+def _csv_writer(out: IO[str], classes: list[str]) -> Callable[[Example, Any], None]:
+    writer = csv.writer(out)
+
+    def write(ex: Example, proba) -> None:
+        if proba is None:
+            writer.writerow([_where(ex), "", *([""] * len(classes)), ex.error])
+        else:
+            writer.writerow([_where(ex), classes[int(proba.argmax())],
+                             *(f"{x:.6f}" for x in proba), ""])
+    return write
+
+
+def _jsonl_writer(out: IO[str], classes: list[str]) -> Callable[[Example, Any], None]:
+    def write(ex: Example, proba) -> None:
+        row = {"line": _where(ex), "label": None, "proba": None, "error": ex.error}
+        if proba is not None:
+            row["label"] = classes[int(proba.argmax())]
+            row["proba"] = {c: round(float(x), 6) for c, x in zip(classes, proba)}
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return write

@@ -1,0 +1,73 @@
+"""`textlstm train` as a library function: read, train with checkpoints, evaluate the best
+model on validation and test, save the model directory — never over a result by accident."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..training import distributed
+from ..atomic import check_output_dir
+from ..callbacks import Callback
+from ..classifier import TextClassifier
+from ..config import Config
+from ..data.corpora import DEFAULT_CORPUS
+from ..data.readers import read_dataset
+
+
+@dataclass
+class TrainJob:
+    data: Path
+    val: Path | None
+    test: Path | None
+    vectors: Path | None
+    out: Path
+    resume: bool = False
+    overwrite: bool = False
+
+    @classmethod
+    def with_defaults(cls, data, val, test, vectors, out, **kw) -> "TrainJob":
+        """No data argument: the bundled sentiment corpus with its dev and test splits."""
+        if data is None:
+            data = DEFAULT_CORPUS / "train.tsv"
+            val = val or DEFAULT_CORPUS / "dev.tsv"
+            test = test or DEFAULT_CORPUS / "test.tsv"
+        return cls(Path(data), val and Path(val), test and Path(test), vectors and Path(vectors),
+                   Path(out), **kw)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".checkpoints")
+
+
+@dataclass
+class TrainJobResult:
+    classifier: TextClassifier
+    model_dir: Path | None  # None on the ranks other than 0 of a torchrun job: they save nothing
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def evaluate_file(clf: TextClassifier, path: Path) -> dict[str, Any]:
+    examples, _ = read_dataset(path, clf.config.data)
+    return clf.evaluate([e.text for e in examples], [e.label for e in examples])
+
+
+def run_train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None = None) -> TrainJobResult:
+    check_output_dir(job.out, job.overwrite)
+    clf = TextClassifier(cfg)
+    clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
+              resume=job.resume, callbacks=callbacks)
+    if not distributed.is_main_process():  # under torchrun rank 0 evaluates and saves
+        return TrainJobResult(clf, None)
+    result = TrainJobResult(clf, job.out)
+    if job.val is not None:
+        result.evaluations["validation"] = evaluate_file(clf, job.val)
+    if job.test is not None:
+        result.evaluations["test"] = evaluate_file(clf, job.test)
+    clf.meta_["evaluations"] = result.evaluations
+    clf.meta_["data"] = {"train": str(job.data), "val": job.val and str(job.val),
+                         "test": job.test and str(job.test)}
+    clf.save(job.out)
+    shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+    return result

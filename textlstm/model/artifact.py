@@ -1,0 +1,346 @@
+"""The model directory: everything needed to rebuild a trained model, and nothing executable.
+
+    model/
+      config.json        format_version, textlstm and library versions, settings, labels, meta
+      vocab.txt          one token per line, in id order
+      model.safetensors  the state_dict
+      manifest.json      SHA-256 and size of the three files above
+
+Saving replaces the whole directory at once: the new model is written and flushed into a
+temporary sibling, the old directory is renamed to `.{name}.backup`, the new one renamed into
+place, then the backup removed. A crash leaves the old or the new model complete. Only a crash
+between the two renames leaves no `model/`; loading then says where the backup is, and the next
+save (or `textlstm.atomic.restore_backup`) puts it back. Files of the user's inside an existing
+model directory (plots, notes) are carried over to the new one.
+
+Loading reads JSON, plain text and safetensors only: it never unpickles nor runs anything. The
+safetensors header is checked with bounded memory before any tensor is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import safetensors
+import safetensors.torch
+import torch
+
+from ..atomic import atomic_path, backup_sibling, clean_stale_temps
+from ..errors import ModelFileError
+from ..data.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE, VOCAB_FILE = "config.json", "vocab.txt"
+TENSORS_FILE, MANIFEST_FILE = "model.safetensors", "manifest.json"
+CHECKED_FILES = (CONFIG_FILE, VOCAB_FILE, TENSORS_FILE)
+MODEL_FILES = (*CHECKED_FILES, MANIFEST_FILE)
+REQUIRED_KEYS = ("format_version", "config", "labels", "meta")
+MAX_HEADER_BYTES = 100_000_000
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2,
+               "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8,
+               "F64": 8, "C64": 8}
+_LIBRARIES = ("torch", "numpy", "spacy", "gensim", "safetensors", "scikit-learn")
+
+ShapeFn = Callable[[dict, int, int], dict[str, tuple]]
+
+
+@dataclass(eq=False)
+class Artifact:
+    """A trained model as data: settings, labels (in output order), vocabulary, weights, and a
+    JSON-able training summary (validation metrics, history, ...)."""
+
+    config: dict
+    labels: list[str]
+    vocab: Vocab
+    tensors: dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a model depends on, recorded for bug reports."""
+    return {**{name: _version(name) for name in _LIBRARIES}, "python": platform.python_version()}
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays, 0-d tensors
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _config_json(artifact: Artifact) -> str:
+    labels = artifact.labels
+    if not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
+        raise ModelFileError(f"Model labels must be unique strings, got {artifact.labels!r}.")
+    doc = {"format_version": FORMAT_VERSION, "textlstm_version": _version("textlstm") or "0+unknown",
+           "library_versions": library_versions(), "config": artifact.config,
+           "labels": list(artifact.labels), "meta": artifact.meta}
+    try:
+        return json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"Cannot write {CONFIG_FILE}: config and meta must be JSON-able ({exc}).") from exc
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
+def _is_model_dir(path: Path) -> bool:
+    try:
+        return "format_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _check_target(target: Path) -> None:
+    """Never replace something that is not ours: a file, or a non-empty non-model folder."""
+    if target.exists() and not target.is_dir():
+        raise ModelFileError(f"{target} exists and is not a directory. Choose another output path.")
+    if target.is_dir() and any(target.iterdir()) and not _is_model_dir(target):
+        raise ModelFileError(
+            f"{target} is a non-empty directory but not a textlstm model (no {CONFIG_FILE} with "
+            "format_version); refusing to replace it. Choose another output path or empty it.")
+
+
+def _write_files(tmp: Path, artifact: Artifact, config_text: str) -> None:
+    tmp.mkdir()
+    (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
+    artifact.vocab.save(tmp / VOCAB_FILE)
+    tensors = {name: t.detach().cpu().contiguous() for name, t in artifact.tensors.items()}
+    safetensors.torch.save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": "pt"})
+    manifest = {"format_version": FORMAT_VERSION,
+                "files": {name: _file_record(tmp / name) for name in CHECKED_FILES}}
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Keep the user's own files (not ours, not temporaries) found in the old model folder."""
+    if not old.is_dir():
+        return
+    for entry in old.iterdir():
+        if entry.name in MODEL_FILES or (entry.name.startswith(".") and ".tmp-" in entry.name):
+            continue
+        log.info("keeping %s in the new model directory", entry.name)
+        if entry.is_dir():
+            shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(entry), str(new / entry.name))
+
+
+def save_artifact(directory: str | os.PathLike, artifact: Artifact) -> Path:
+    """Write `artifact` to `directory`, replacing an earlier model there all at once.
+
+    >>> save_artifact("runs/imdb", Artifact(cfg.to_dict(), labels, vocab, model.state_dict(), {}))  # doctest: +SKIP
+    """
+    target = Path(directory)
+    if target.is_symlink():
+        target = target.resolve()
+    _check_target(target)
+    config_text = _config_json(artifact)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in clean_stale_temps(target.parent):
+        log.warning("removed %s left by an interrupted save", stale)
+    with atomic_path(target) as tmp:
+        _write_files(tmp, artifact, config_text)
+        _carry_over(target, tmp)
+    log.info("saved model to %s", target)
+    return target
+
+
+def _model_dir(root: Path) -> Path:
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise ModelFileError(f"{root} is not a directory; a model is a directory with {CONFIG_FILE}.")
+    backup = backup_sibling(root)
+    if backup.is_dir():
+        raise ModelFileError(
+            f"Model directory {root} is missing: a save was interrupted while replacing it. The "
+            f"previous model is intact in {backup}; restore it with `mv '{backup}' '{root}'` or "
+            f"textlstm.atomic.restore_backup('{root}').")
+    raise ModelFileError(f"Model directory {root} does not exist.")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing: {path.parent} is not a complete textlstm model ({what}).")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}); the model file is corrupt.") from exc
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{path} must hold a JSON object, found {type(doc).__name__}.")
+    return doc
+
+
+def _read_config(path: Path) -> dict:
+    doc = _read_json(path, "settings and labels")
+    version = doc.get("format_version")
+    if type(version) is not int or version < 1:
+        raise ModelFileError(f"{path} has no valid format_version (got {version!r}); it is not a textlstm model.")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: this model was written by textlstm {doc.get('textlstm_version', '?')} with format "
+            f"{version}; this release reads format {FORMAT_VERSION}; upgrade textlstm.")
+    missing = [key for key in REQUIRED_KEYS if key not in doc]
+    if missing:
+        raise ModelFileError(f"{path} lacks the keys {', '.join(missing)}; the model file is corrupt.")
+    labels = doc["labels"]
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelFileError(f"{path}: 'labels' must be a list of strings, got {labels!r}.")
+    for key in ("config", "meta"):
+        if not isinstance(doc[key], dict):
+            raise ModelFileError(f"{path}: {key!r} must be a JSON object, got {type(doc[key]).__name__}.")
+    return doc
+
+
+def _verify_manifest(root: Path) -> None:
+    files = _read_json(root / MANIFEST_FILE, "checksums").get("files")
+    if not isinstance(files, dict):
+        raise ModelFileError(f"{root / MANIFEST_FILE} has no 'files' table; the model file is corrupt.")
+    for name in CHECKED_FILES:
+        path, want = root / name, files.get(name)
+        if not path.is_file():
+            raise ModelFileError(f"{path} is missing: {root} is not a complete textlstm model.")
+        if not isinstance(want, dict):
+            raise ModelFileError(f"{root / MANIFEST_FILE} lists no checksum for {name}; the model file is corrupt.")
+        size = path.stat().st_size
+        if size != want.get("size") or _file_record(path)["sha256"] != want.get("sha256"):
+            raise ModelFileError(
+                f"{path} failed its checksum ({size} bytes, manifest says {want.get('size')}): "
+                "the file is corrupt or was modified.")
+
+
+def _unsafe(path: Path, detail: str, head: bytes = b"") -> ModelFileError:
+    hint = ""
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        hint = (" It looks like a pickled PyTorch checkpoint (torch.save); textlstm never loads "
+                "pickles because unpickling can run arbitrary code.")
+    return ModelFileError(f"{path} is not a valid safetensors file: {detail}.{hint}")
+
+
+def check_safetensors_header(path: str | os.PathLike) -> dict:
+    """Validate a safetensors file's layout without reading its tensors; return the header.
+
+    Reads at most 8 bytes plus a header of at most `MAX_HEADER_BYTES`, so a truncated file,
+    another format renamed, or a header claiming terabytes fails fast with a clear message."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise _unsafe(path, f"it has only {size} bytes", head)
+        n = int.from_bytes(head, "little")
+        if n > size - 8 or n > MAX_HEADER_BYTES:
+            raise _unsafe(path, f"its header claims {n} bytes but the file has {size} (limit "
+                                f"{MAX_HEADER_BYTES}); it is truncated or another format", head)
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _unsafe(path, f"its header is not JSON ({exc})", head) from exc
+    if not isinstance(header, dict):
+        raise _unsafe(path, "its header is not a JSON object")
+    _check_layout(path, header, size - 8 - n)
+    return header
+
+
+def _check_layout(path: Path, header: dict, data_len: int) -> None:
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise _unsafe(path, "__metadata__ must map strings to strings")
+            continue
+        info = info if isinstance(info, dict) else {}
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in DTYPE_BYTES:
+            raise _unsafe(path, f"tensor {name!r} has unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise _unsafe(path, f"tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise _unsafe(path, f"tensor {name!r} has data_offsets {offsets!r} outside the {data_len} data bytes")
+        need = math.prod(shape) * DTYPE_BYTES[dtype]
+        if offsets[1] - offsets[0] != need:
+            raise _unsafe(path, f"tensor {name!r} ({dtype}, shape {shape}) needs {need} bytes "
+                                f"but its offsets span {offsets[1] - offsets[0]}")
+        spans.append((offsets[0], offsets[1], name))
+    end = 0
+    for begin, stop, name in sorted(spans):
+        if begin != end:
+            raise _unsafe(path, f"tensor {name!r} starts at byte {begin}, expected {end} (overlap or gap)")
+        end = stop
+    if end != data_len:
+        raise _unsafe(path, f"the tensors cover {end} bytes but the file holds {data_len}")
+
+
+def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple],
+                  vocab_size: int, n_labels: int) -> None:
+    problems = [f"missing tensor {name!r}" for name in sorted(set(expected) - set(tensors))]
+    problems += [f"unexpected tensor {name!r}" for name in sorted(set(tensors) - set(expected))]
+    for name in sorted(set(expected) & set(tensors)):
+        want, got = tuple(expected[name]), tuple(tensors[name].shape)
+        if want != got:
+            hint = ""
+            if want and got and want[0] != got[0]:
+                if want[0] == vocab_size:
+                    hint = f"; rows must match the {vocab_size} tokens of {VOCAB_FILE}"
+                elif want[0] == n_labels:
+                    hint = f"; rows must match the {n_labels} labels"
+            problems.append(f"{name!r} has shape {got}, the config expects {want}{hint}")
+    if problems:
+        raise ModelFileError(f"{path} does not fit its {CONFIG_FILE} and {VOCAB_FILE}: " + "; ".join(problems) + ".")
+
+
+def load_artifact(directory: str | os.PathLike, *, expected_shapes: ShapeFn | None = None) -> Artifact:
+    """Read and verify a model directory written by `save_artifact`.
+
+    `expected_shapes(config, vocab_size, n_labels)` may return `{tensor name: shape}`; any
+    missing, unexpected or mis-shaped tensor is then listed in one `ModelFileError`.
+    """
+    root = _model_dir(Path(directory))
+    doc = _read_config(root / CONFIG_FILE)
+    _verify_manifest(root)
+    path = root / TENSORS_FILE
+    check_safetensors_header(path)
+    vocab = Vocab.load(root / VOCAB_FILE)
+    try:
+        tensors = safetensors.torch.load_file(str(path))
+    except (safetensors.SafetensorError, RuntimeError, ValueError, OSError) as exc:
+        raise ModelFileError(f"Cannot read tensors from {path}: {exc}") from exc
+    if expected_shapes is not None:
+        try:
+            expected = expected_shapes(doc["config"], len(vocab), len(doc["labels"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"The settings in {root / CONFIG_FILE} do not describe a model: {exc!r}") from exc
+        _check_shapes(path, tensors, expected, len(vocab), len(doc["labels"]))
+    return Artifact(doc["config"], doc["labels"], vocab, tensors, doc["meta"])

@@ -1,0 +1,56 @@
+"""Training checkpoints: written atomically, read with PyTorch's safe `weights_only` loader."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_path, clean_stale_temps
+from ..config import ModelConfig
+from ..errors import ModelFileError, TrainingError
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write `payload` (tensors, numbers, strings, lists and dicts only) as `checkpoint.pt`:
+    temporary file in the same directory, fsync, rename — a killed save leaves the previous
+    checkpoint in place."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CHECKPOINT
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read the last complete checkpoint (never unpickling arbitrary objects) and remove
+    leftovers of saves that were killed."""
+    directory = Path(directory)
+    for stale in clean_stale_temps(directory):
+        log.warning("removed %s left by an interrupted save", stale)
+    path = directory / CHECKPOINT
+    if not path.exists():
+        raise ModelFileError(f"No checkpoint to resume from in {directory} ({CHECKPOINT} is missing).")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the safe loader refuses anything but plain data
+        raise ModelFileError(f"Checkpoint {path} cannot be read safely: {exc}") from exc
+
+
+def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: object) -> None:
+    """Refuse to resume when the vocabulary, labels, vectors or settings differ. A model setting
+    added after the checkpoint was written counts as its default (which the run then had)."""
+    if isinstance(saved.get("model"), dict):
+        saved = {**saved, "model": {**dataclasses.asdict(ModelConfig()), **saved["model"]}}
+    diffs = [f"{k}: checkpoint has {saved.get(k)!r}, this run has {current.get(k)!r}"
+             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if diffs:
+        raise TrainingError(f"Cannot resume from {path}: it was made with different inputs. "
+                            + "; ".join(diffs) + ". Start a new run (drop --resume) or restore the inputs.")

@@ -1,0 +1,78 @@
+"""What the one training loop (`train.Trainer`) minimises and how it scores validation.
+
+An objective turns a batch into the loss to back-propagate and a validation set into a record
+and a score to maximise (early stopping, best weights, the plateau schedule). `Classification`
+is the classifier's: cross-entropy, optionally class-weighted, scored by macro-F1. The
+bidirectional language model of `textlstm pretrain-lm` brings its own (`lm.LanguageModelling`).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+from . import distributed
+from ..data.batching import EncodedDataset
+from ..model.infer import predict_logits
+
+
+class Objective(Protocol):
+    def to(self, device: torch.device) -> "Objective": ...
+
+    def loss(self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None,
+             batch: np.ndarray, weight: float) -> torch.Tensor:
+        """This rank's share of the global batch `batch` (indices into the training data) as a
+        loss whose sum over ranks is the global batch's mean loss, times `weight`."""
+
+    def validate(self, model: nn.Module, data: EncodedDataset, device: torch.device,
+                 dist: distributed.Dist) -> tuple[dict[str, Any], float]:
+        """`(record, score)`: the record goes into the history, the score (higher is better)
+        decides early stopping. Every rank gets the same result."""
+
+
+def class_weights_for(labels: np.ndarray, n_labels: int) -> torch.Tensor:
+    """scikit-learn's 'balanced' weights: n / (n_labels * count), counts of 0 get weight 0."""
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (n_labels * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+class Classification:
+    """Cross-entropy with label smoothing and optional class weights, normalised by the global
+    batch's size (or its summed class weights, as a weighted mean divides by); validation
+    reports loss, accuracy and macro-F1, the score."""
+
+    def __init__(self, n_labels: int, train_labels: np.ndarray, class_weights: torch.Tensor | None = None,
+                 label_smoothing: float = 0.0):
+        self.n_labels, self.train_labels = n_labels, train_labels
+        self.class_weights = None if class_weights is None else class_weights.numpy()
+        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing,
+                                           reduction="sum")
+
+    def to(self, device: torch.device) -> "Classification":
+        self.loss_fn.to(device)
+        return self
+
+    def _normalizer(self, batch: np.ndarray) -> float:
+        if self.class_weights is None:
+            return float(len(batch))
+        return float(self.class_weights[self.train_labels[batch]].sum()) or 1.0
+
+    def loss(self, net, ids, lengths, labels, batch, weight):
+        logits, _ = net(ids, lengths)
+        return self.loss_fn(logits.float(), labels) * (weight / self._normalizer(batch))
+
+    def validate(self, model, data, device, dist):
+        part = data.subset(distributed.shard(np.arange(len(data)), dist)) if dist.enabled else data
+        logits, _ = predict_logits(model, part, 256, device)  # each rank predicts its share
+        logits = np.concatenate(distributed.gather(logits, dist))
+        y = data.labels
+        pred = logits.argmax(axis=1)
+        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
+        record = {"val_loss": loss, "val_accuracy": float(accuracy_score(y, pred)),
+                  "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
+                                                 zero_division=0))}
+        return record, record["val_macro_f1"]
