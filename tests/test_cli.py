@@ -1,10 +1,10 @@
 import json
 
 import pytest
+from helpers import ROWS, write_tsv
 from typer.testing import CliRunner
 
 from textlstm.cli import app
-from helpers import ROWS, write_tsv
 
 runner = CliRunner()
 FAST = ["--set", "model.hidden_size=8", "--set", "model.embedding_dim=8", "--set", "train.epochs=2",
@@ -118,3 +118,50 @@ def test_corpora_list_names_the_recipes():
     assert res.exit_code == 0
     for name in ("imdb", "sst2", "trec"):
         assert name in res.output
+
+
+def test_a_bad_flag_value_is_reported_under_the_flag_typed(tmp_path):
+    data = write_tsv(tmp_path / "t.tsv", ROWS)
+    for flag, value in [("--format", "xml"), ("--on-bad-lines", "ignore"), ("--scale-lr", "cubic")]:
+        res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), flag, value])
+        assert res.exit_code == 1, res.output
+        assert f"in {flag} is not allowed" in res.output and "--set" not in res.output
+
+
+def test_flags_not_given_leave_the_config_files_settings_alone(tmp_path):
+    # a TOML [data] table is not overwritten by the defaults of --format / --encoding
+    data = tmp_path / "t.txt"
+    data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in ROWS * 2))
+    conf = tmp_path / "c.toml"
+    conf.write_text('[data]\nformat = "tsv"\ntext_field = "sentence"\n')
+    res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--config", str(conf),
+                              "--quiet", *FAST])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["data"]
+    assert saved["format"] == "tsv" and saved["text_field"] == "sentence"
+
+
+def test_paths_given_to_options_must_exist_before_anything_runs(tmp_path):
+    data = write_tsv(tmp_path / "t.tsv", ROWS)
+    for flag in ("--val", "--test", "--vectors", "--config"):
+        res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), flag, str(tmp_path / "nope")])
+        flat = " ".join(res.output.replace("│", " ").split())  # typer's usage error, in a box
+        assert res.exit_code == 2 and f"Invalid value for '{flag}'" in flat and "does not exist" in flat, flat
+    assert not (tmp_path / "m").exists()
+
+
+def test_typed_paths_reach_the_settings_unchanged(tmp_path):
+    # a path the old JSON-then-TOML round trip would have had to escape: quotes and a backslash
+    odd = tmp_path / 'enc "x" \\ y'
+    odd.mkdir()
+    res = runner.invoke(app, ["train", write_tsv(tmp_path / "t.tsv", ROWS * 3).as_posix(), "--out",
+                              str(tmp_path / "m"), "--encoder", str(odd)])
+    assert res.exit_code == 1 and str(odd) in res.output  # not an encoder: named exactly as given
+
+
+def test_a_validation_share_too_small_to_stratify_still_trains(tmp_path):
+    # 8 texts, 2 classes, val_split 0.1: one validation text cannot hold every class
+    res = runner.invoke(app, ["train", str(write_tsv(tmp_path / "t.tsv", ROWS)), "--out", str(tmp_path / "m"),
+                              "--quiet", *FAST])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["meta"]["n_val"] == 1

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections import Counter
@@ -18,26 +19,26 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from .model.artifact import Artifact, load_artifact, save_artifact
-from .data.batching import EncodedDataset
 from .callbacks import Callback, say
 from .config import Config, ModelConfig
-from .data.tokencache import load_corpus
+from .data.batching import EncodedDataset
 from .data.readers import check_known_labels, label_order
-from .errors import ConfigError, DataError, NotFittedError
-from .model.infer import predict_logits, softmax
-from .training.lm import check_compatible, load_encoder, start_from_encoder
-from .metrics import evaluate as evaluate_predictions
-from .model.network import TextLSTM, expected_shapes
-from .model.quantize import float_state_dict, is_quantized, quantize_model
+from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .data.vocab import Vocab
-from .training.objectives import class_weights_for
-from .training.device import resolve_device, setup_threads
-from .training.freezing import run_freeze
-from .training.trainer import Trainer
 from .embeddings.matrix import vocab_and_vectors
 from .embeddings.vectors import Coverage
+from .errors import ConfigError, DataError, NotFittedError
+from .metrics import evaluate as evaluate_predictions
+from .model.artifact import Artifact, load_artifact, save_artifact
+from .model.infer import predict_logits, softmax
+from .model.network import TextLSTM, expected_shapes
+from .model.quantize import float_state_dict, is_quantized, quantize_model
+from .training.device import resolve_device, setup_threads
+from .training.freezing import run_freeze
+from .training.lm import check_compatible, load_encoder, start_from_encoder
+from .training.objectives import class_weights_for
+from .training.trainer import Trainer
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -248,7 +249,9 @@ def _file_id(path: str | None) -> str | None:
 
 def _stratified_split(tokens, labels, share: float, seed: int):
     counts = Counter(labels)
-    stratify = labels if min(counts.values()) >= 2 else None
+    n_val = math.ceil(share * len(labels))  # as scikit-learn rounds a share
+    # Stratifying needs two examples of every class and a validation part of one per class.
+    stratify = labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
     idx_train, idx_val = train_test_split(np.arange(len(labels)), test_size=share,
                                           random_state=seed, stratify=stratify)
     pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .callbacks import Callback, epoch_line, validation_parts
 from .jobs.compress import CompressResult
-from .jobs.searchreport import SearchResult, pm, setting_label
+from .jobs.searchreport import SearchResult, pm
 from .metrics import weighted_average
 from .sklearn import FitCallback, TextLSTMClassifier
 

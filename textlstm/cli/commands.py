@@ -12,14 +12,25 @@ import typer
 from rich.logging import RichHandler
 from rich.table import Table
 
-from . import tools as cli_tools
-from ..data import corpora as corpora_lib
-from ..training import distributed
 from ..classifier import TextClassifier
-from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt,
-                         data_settings, err, handle_errors, out)
-from ..config import Config, make_config, preset_names
+from ..config import preset_names
+from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
+from ..training import distributed
+from . import tools as cli_tools
+from ._common import (
+    STATE,
+    BadLinesOpt,
+    EncodingOpt,
+    FormatOpt,
+    LabelFieldOpt,
+    TextFieldOpt,
+    data_flags,
+    err,
+    handle_errors,
+    out,
+    settings,
+)
 
 app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -37,44 +48,40 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Sh
 @app.command()
 @handle_errors
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Training data file or folder (default: the bundled sentiment corpus)."),
+    data: Optional[Path] = typer.Argument(None, exists=True, help="Training data file or folder (default: the bundled sentiment corpus)."),
     out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation file (default: a stratified split of DATA)."),
+    val: Optional[Path] = typer.Option(None, "--val", exists=True, help="Validation file (default: a stratified split of DATA)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of DATA held out for validation when no --val (default 0.1)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per batch (per process under torchrun); sets train.batch_size."),
     scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
-    test: Optional[Path] = typer.Option(None, "--test", help="Test file evaluated with the best model."),
-    vectors: Optional[Path] = typer.Option(None, "--vectors", help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
+    test: Optional[Path] = typer.Option(None, "--test", exists=True, help="Test file evaluated with the best model."),
+    vectors: Optional[Path] = typer.Option(None, "--vectors", exists=True, help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", exists=True, file_okay=False, help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting: section.key=value (repeatable)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the training curves and confusion matrix PNGs."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
-    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
     """Train a classifier, evaluate its best epoch on validation (and test) and save it.
 
     Runs data-parallel when launched with `torchrun --nproc-per-node N -m textlstm.cli train …`."""
-    from ..jobs.train import TrainJob, run_train_job
     from ..display import RichProgress
+    from ..jobs.train import TrainJob, run_train_job
 
-    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, label_field, encoding, on_bad_lines)
-    if val_split is not None:
-        cfg.override([f"data.val_split={val_split}"])
-    if batch_size is not None:
-        cfg.override([f"train.batch_size={batch_size}"])
-    if scale_lr is not None:
-        cfg.override([f"train.lr_scaling={json.dumps(scale_lr)}"])
-    if encoder is not None:
-        cfg.override([f"embeddings.encoder={json.dumps(str(encoder))}"])
+    cfg = settings(preset, config_file, overrides, {
+        **data_flags(fmt, text_field, label_field, encoding, on_bad_lines),
+        "--val-split": ("data.val_split", val_split), "--batch-size": ("train.batch_size", batch_size),
+        "--scale-lr": ("train.lr_scaling", scale_lr),
+        "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder))})
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
     callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(out, cfg.train.epochs)]
     try:
-        result = run_train_job(cfg.validate(), job, callbacks)
+        result = run_train_job(cfg, job, callbacks)
     finally:
         distributed.leave()
     if result.model_dir is None:
@@ -90,19 +97,19 @@ def train(
 @handle_errors
 def evaluate(
     model: Path = typer.Argument(..., help="Model directory."),
-    data: Path = typer.Argument(..., help="Labelled data file to evaluate on."),
+    data: Path = typer.Argument(..., exists=True, help="Labelled data file to evaluate on."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the confusion matrix PNG."),
     skip_unknown: bool = typer.Option(False, "--skip-unknown-labels", help="Leave out (and count) examples whose label the model does not know, instead of failing."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
-    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
     """Accuracy, per-class and averaged precision / recall / F1, and the confusion matrix."""
     from ..metrics import plot_confusion, write_json
 
     clf = TextClassifier.load(model)
-    examples, rep = read_dataset(data, format=fmt, text_field=text_field, label_field=label_field,
-                                 encoding=encoding, on_bad_lines=on_bad_lines)
+    examples, rep = read_dataset(data, settings(flags=data_flags(fmt, text_field, label_field, encoding,
+                                                                  on_bad_lines)).data)
     err.print(rep.summary(), markup=False, highlight=False)
     report = clf.evaluate([e.text for e in examples], [e.label for e in examples], skip_unknown=skip_unknown)
     if report["skipped_unknown_labels"]:
@@ -120,14 +127,14 @@ def evaluate(
 def predict(
     model: Path = typer.Argument(..., help="Model directory."),
     texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or read standard input)."),
-    input_path: Optional[Path] = typer.Option(None, "--input", help="File of texts (CSV/TSV/JSONL/fastText/text)."),
+    input_path: Optional[Path] = typer.Option(None, "--input", exists=True, help="File of texts (CSV/TSV/JSONL/fastText/text)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Predictions file (.csv or .jsonl) for --input."),
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities too."),
     explain: Optional[Path] = typer.Option(None, "--explain", help="Write an HTML page shading tokens by attention."),
     batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --input job from <output>.partial."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: Optional[str] = EncodingOpt,
 ):
     """Predict labels for texts given as arguments, on standard input, or in a file."""
     from ..jobs.explain import write_html
@@ -137,7 +144,7 @@ def predict(
     if input_path is not None:
         if output is None:
             raise typer.BadParameter("--input needs --output (a .csv or .jsonl file).")
-        cfg = data_settings(Config(), fmt, text_field, None, encoding, "error")
+        cfg = settings(flags=data_flags(fmt, text_field, None, encoding, None))
         try:
             summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size,
                                    resume=resume, overwrite=overwrite)
@@ -186,7 +193,7 @@ def info(model: Path = typer.Argument(..., help="Model directory.")):
 @app.command()
 @handle_errors
 def pretrain(
-    data: Path = typer.Argument(..., help="Unlabelled text: one document per line, or any data file."),
+    data: Path = typer.Argument(..., exists=True, help="Unlabelled text: one document per line, or any data file."),
     out_path: Path = typer.Option(..., "--out", help="Vectors file to write (word2vec text format; .gz ok)."),
     vector_size: int = typer.Option(100, "--vector-size", help="Dimensions of the vectors."),
     window: int = typer.Option(5, "--window", help="Context window."),
@@ -195,13 +202,13 @@ def pretrain(
     workers: int = typer.Option(2, "--workers", help="Worker threads."),
     tokenizer: str = typer.Option("spacy", "--tokenizer", help="spacy or regex (use the one you train with)."),
     lang: str = typer.Option("en", "--lang", help="spaCy language code."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: Optional[str] = EncodingOpt,
 ):
     """Train word2vec vectors on your own unlabelled text with textlstm's tokenizer."""
     from ..embeddings.word2vec import pretrain_file
 
-    cfg = make_config(overrides=[f"tokenizer.kind={json.dumps(tokenizer)}", f"tokenizer.lang={json.dumps(lang)}"])
-    cfg = data_settings(cfg, fmt, text_field, None, encoding, "error")
+    cfg = settings(flags={"--tokenizer": ("tokenizer.kind", tokenizer), "--lang": ("tokenizer.lang", lang),
+                          **data_flags(fmt, text_field, None, encoding, None)})
     path = pretrain_file(data, out_path, cfg, vector_size=vector_size, window=window,
                          min_count=min_count, epochs=epochs, workers=workers,
                          progress=lambda done, total: out.print(f"word2vec epoch {done}/{total}"))

@@ -8,33 +8,45 @@ from typing import List, Optional
 import typer
 
 from ..classifier import TextClassifier
-from ._common import (BadLinesOpt, ConfigOpt, EncodingOpt, FormatOpt, LabelFieldOpt, PresetOpt, SetOpt,
-                         TextFieldOpt, VectorsOpt, data_settings, handle_errors, out)
-from ..config import make_config
+from ._common import (
+    BadLinesOpt,
+    ConfigOpt,
+    EncodingOpt,
+    FormatOpt,
+    LabelFieldOpt,
+    PresetOpt,
+    SetOpt,
+    TextFieldOpt,
+    VectorsOpt,
+    data_flags,
+    handle_errors,
+    out,
+    settings,
+)
 
 
 @handle_errors
 def search(
-    data: Path = typer.Argument(..., help="Labelled training data file or folder."),
-    grid: Path = typer.Option(..., "--grid", help='TOML file of settings to try, e.g. "model.hidden_size" = [64, 128] (a single value is fixed).'),
+    data: Path = typer.Argument(..., exists=True, help="Labelled training data file or folder."),
+    grid: Path = typer.Option(..., "--grid", exists=True, dir_okay=False, help='TOML file of settings to try, e.g. "model.hidden_size" = [64, 128] (a single value is fixed).'),
     out_dir: Path = typer.Option(..., "--out", help="Folder for results.csv, results.png, best.toml (and model/ with --refit)."),
     cv: int = typer.Option(5, "--cv", help="Folds of stratified cross-validation (not used with --val)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Score each setting on this file instead of cross-validating."),
+    val: Optional[Path] = typer.Option(None, "--val", exists=True, help="Score each setting on this file instead of cross-validating."),
     n_random: Optional[int] = typer.Option(None, "--random", help="Try N settings sampled from the grid instead of all of them."),
     refit: bool = typer.Option(False, "--refit", help="Train the best setting on all of DATA and save it to OUT/model."),
     vectors: Optional[Path] = VectorsOpt, preset: Optional[str] = PresetOpt,
     config_file: Optional[Path] = ConfigOpt, overrides: List[str] = SetOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results in an existing OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
-    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
     """Grid or random search over any settings, scored by cross-validated macro-F1."""
     from ..display import SearchProgress, results_table
     from ..jobs.search import SearchJob, run_search
     from ..jobs.searchreport import setting_label
 
-    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, label_field, encoding, on_bad_lines)
+    cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, label_field, encoding, on_bad_lines))
     job = SearchJob(data, grid, out_dir, cv=cv, val=val, n_random=n_random, vectors=vectors,
                     refit=refit, overwrite=overwrite)
     progress = None if quiet else SearchProgress(out)
@@ -51,7 +63,7 @@ def search(
 
 @handle_errors
 def lr_find(
-    data: Path = typer.Argument(..., help="Labelled training data file or folder."),
+    data: Path = typer.Argument(..., exists=True, help="Labelled training data file or folder."),
     plot: Path = typer.Option(..., "--out", help="PNG of the training loss against the learning rate."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the curve and the suggestions as JSON here."),
     start: float = typer.Option(1e-6, "--start", help="Learning rate of the first step."),
@@ -60,15 +72,16 @@ def lr_find(
     vectors: Optional[Path] = VectorsOpt, preset: Optional[str] = PresetOpt,
     config_file: Optional[Path] = ConfigOpt, overrides: List[str] = SetOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
-    encoding: str = EncodingOpt, on_bad_lines: str = BadLinesOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
+    encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
     """Learning-rate range test: the loss while the LR grows, and a suggested LR (train.lr)."""
     from ..display import RangeTestProgress
-    from ..jobs.lrfind import lr_find as range_test, plot_lr_find
+    from ..jobs.lrfind import lr_find as range_test
+    from ..jobs.lrfind import plot_lr_find
     from ..metrics import write_json
 
-    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, label_field, encoding, on_bad_lines)
+    cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, label_field, encoding, on_bad_lines))
     progress = None if quiet else RangeTestProgress(out)
     try:
         result = range_test(cfg, data, vectors=vectors, start=start, end=end, steps=steps, progress=progress)
@@ -85,21 +98,21 @@ def lr_find(
 
 @handle_errors
 def pretrain_lm_cmd(
-    data: Path = typer.Argument(..., help="Unlabelled text: one document per line, or any data file (labels are ignored)."),
+    data: Path = typer.Argument(..., exists=True, help="Unlabelled text: one document per line, or any data file (labels are ignored)."),
     out_dir: Path = typer.Option(..., "--out", help="Encoder directory to write; train from it with `textlstm train --encoder DIR`."),
     vectors: Optional[Path] = VectorsOpt, preset: Optional[str] = PresetOpt,
     config_file: Optional[Path] = ConfigOpt, overrides: List[str] = SetOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing encoder directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    fmt: str = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: str = EncodingOpt,
-    on_bad_lines: str = BadLinesOpt,
+    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: Optional[str] = EncodingOpt,
+    on_bad_lines: Optional[str] = BadLinesOpt,
 ):
     """Pretrain the embeddings and recurrent layers as a bidirectional language model."""
     from ..atomic import check_output_dir
-    from ..training.lm import pretrain_lm
     from ..display import RichProgress
+    from ..training.lm import pretrain_lm
 
-    cfg = data_settings(make_config(preset, config_file, overrides), fmt, text_field, None, encoding, on_bad_lines)
+    cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, None, encoding, on_bad_lines))
     check_output_dir(out_dir, overwrite)
     callbacks = [] if quiet else [RichProgress(out, cfg.train.epochs)]
     path, history = pretrain_lm(data, out_dir, cfg, vectors=vectors, callbacks=callbacks)
@@ -117,11 +130,11 @@ def compress_cmd(
     prune: float = typer.Option(0.0, "--prune", help="Target share of zero weights in the LSTM/GRU and linear layers, e.g. 0.5 (0: no pruning)."),
     scope: str = typer.Option("global", "--prune-scope", help="global: one magnitude threshold over all pruned weights; layer: the same share in each tensor."),
     steps: int = typer.Option(1, "--prune-steps", help="Reach --prune in this many equal steps (fine-tuning after each with --train)."),
-    train_path: Optional[Path] = typer.Option(None, "--train", help="Labelled data to fine-tune on after each pruning step."),
+    train_path: Optional[Path] = typer.Option(None, "--train", exists=True, help="Labelled data to fine-tune on after each pruning step."),
     epochs: int = typer.Option(1, "--finetune-epochs", help="Epochs of fine-tuning after each pruning step."),
     lr: Optional[float] = typer.Option(None, "--finetune-lr", help="Learning rate of the fine-tuning (default: the model's train.lr)."),
     quantize: str = typer.Option("none", "--quantize", help="none or dynamic-int8: int8 LSTM/GRU and linear layers for CPU inference, applied on load."),
-    eval_path: Optional[Path] = typer.Option(None, "--eval", help="Labelled file: accuracy, macro-F1 and docs/s before and after each step."),
+    eval_path: Optional[Path] = typer.Option(None, "--eval", exists=True, help="Labelled file: accuracy, macro-F1 and docs/s before and after each step."),
     batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass when measuring docs/s."),
     threads: int = typer.Option(0, "--threads", help="Torch threads for measuring and fine-tuning (0: the model's train.threads)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON here."),
@@ -129,10 +142,9 @@ def compress_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ):
     """Prune and/or quantise a model and report accuracy, size, zeros and speed per step."""
-    from ..display import compress_table
+    from ..display import RichProgress, compress_table
     from ..jobs.compress import CompressOptions, compress
     from ..metrics import write_json
-    from ..display import RichProgress
 
     opts = CompressOptions(prune=prune, prune_scope=scope, prune_steps=steps, train=train_path,
                            finetune_epochs=epochs, finetune_lr=lr, quantize=quantize, eval=eval_path,

@@ -6,8 +6,16 @@ on-disk token cache (`tokencache`), the vocabulary (`vocab`) and length-bucketed
 >>> from textlstm.data import read_examples   # doctest: +SKIP
 """
 from .batching import EncodedDataset, bucket_batches, iterate, sorted_batches
-from .readers import (BAD_LINE_MODES, FORMATS, detect_format, label_order, read_data, read_dataset,
-                      read_examples, read_texts)
+from .readers import (
+                      BAD_LINE_MODES,
+                      FORMATS,
+                      detect_format,
+                      label_order,
+                      read_data,
+                      read_dataset,
+                      read_examples,
+                      read_texts,
+)
 from .records import Example, ReadReport
 from .tokencache import Corpus, load_corpus
 from .tokenize import Tokenizer

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -29,6 +28,7 @@ from typing import IO, Any
 
 from textlstm.atomic import atomic_path
 from textlstm.errors import DataError, where
+from textlstm.hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ def _atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     with atomic_path(path) as tmp, open(tmp, mode, **text) as handle:
         yield handle
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bad_archive(path: Path, kind: str, exc: BaseException) -> DataError:
@@ -269,7 +261,7 @@ def _urllib_fetch(url: str, dest: Path, progress: Progress | None = None) -> Non
 
 def _check_sha256(path: Path, remote: RemoteFile, verify: bool) -> None:
     """Raise `DataError` unless `path` may be used; with `verify=False` only log its checksum."""
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if not verify:
         logger.warning("Not verifying %s (SHA-256 %s)", remote.filename, actual)
     elif remote.sha256 is None:

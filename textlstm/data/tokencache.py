@@ -37,8 +37,9 @@ import numpy as np
 
 from ..atomic import clean_stale_temps, fsync_dir, fsync_tree, remove_path, temp_sibling
 from ..config import DataConfig
-from .readers import Example, ReadReport, read_data
 from ..errors import DataError
+from ..hashing import update_with_file
+from .readers import Example, ReadReport, read_data
 from .tokenize import RULES_VERSION, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ _PREFIX = "corpus-"
 _ENTRY = re.compile(r"^corpus-[A-Za-z0-9._-]*-[0-9a-f]{32}$")
 _TEMP = re.compile(r"^\.corpus-.*\.tmp-\d+-[0-9a-f]+$")  # `atomic.temp_sibling` of an entry
 _DONE = "COMPLETE"
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -125,7 +125,7 @@ def content_hash(path: str | os.PathLike) -> str:
         files = _folder_files(path) if path.is_dir() else [("", path)]
         for rel, file in files:
             h.update(f"{len(rel)}:{rel}".encode("utf-8", "surrogateescape"))
-            _hash_file(h, file)
+            update_with_file(h, file)
     except OSError as exc:
         raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     return h.hexdigest()
@@ -168,14 +168,6 @@ def _versions(tokenizer: Tokenizer) -> dict[str, str]:
     if tokenizer.config.kind == "spacy":
         versions["spacy"] = importlib.metadata.version("spacy")
     return versions
-
-
-def _hash_file(h: Any, path: Path) -> None:
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb") as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
 
 
 def _folder_files(root: Path) -> list[tuple[str, Path]]:

@@ -202,7 +202,6 @@ def _spacy_split(lang: str, lower: bool) -> Callable[[str], list[str]]:
     `MAX_RUN` non-space characters are first broken every `MAX_RUN` characters: spaCy's affix
     loop is quadratic in a run's length (200,000 "!" take minutes)."""
     import spacy  # slow to import: only when a spaCy tokenizer is asked for
-
     import spacy.lang
     languages = sorted(m.name for m in pkgutil.iter_modules(spacy.lang.__path__) if m.ispkg)
     if lang not in languages:

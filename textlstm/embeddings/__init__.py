@@ -5,8 +5,15 @@ word2vec vectors trained on the user's own text (`word2vec`).
 >>> from textlstm.embeddings import load_vectors   # doctest: +SKIP
 """
 from .matrix import vocab_and_vectors
-from .vectors import (TEXT_FORMATS, VECTOR_FORMATS, Coverage, Vectors, detect_vectors_format, load_vectors,
-                      read_vector_words)
+from .vectors import (
+                      TEXT_FORMATS,
+                      VECTOR_FORMATS,
+                      Coverage,
+                      Vectors,
+                      detect_vectors_format,
+                      load_vectors,
+                      read_vector_words,
+)
 
 __all__ = ["TEXT_FORMATS", "VECTOR_FORMATS", "Coverage", "Vectors", "detect_vectors_format", "load_vectors",
            "read_vector_words", "vocab_and_vectors"]

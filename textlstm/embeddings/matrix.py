@@ -6,8 +6,8 @@ from collections import Counter
 
 from ..callbacks import Callback, say
 from ..config import Config
-from .vectors import load_vectors, read_vector_words
 from ..data.vocab import Vocab
+from .vectors import load_vectors, read_vector_words
 
 
 def vocab_and_vectors(cfg: Config, counts: Counter, vectors, callbacks: list[Callback] | None = None):

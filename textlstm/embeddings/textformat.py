@@ -17,8 +17,8 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from ..errors import VectorsError, where
 from ..data.vocab import UNK_ID, Vocab
+from ..errors import VectorsError, where
 
 logger = logging.getLogger(__name__)
 

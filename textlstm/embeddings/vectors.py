@@ -18,9 +18,9 @@ from typing import Mapping
 
 import numpy as np
 
+from ..data.vocab import PAD_ID, UNK_ID, Vocab
 from ..errors import VectorsError, where
 from .textformat import READ_ERRORS, Rows, check_dim, from_text, header_line, reading, scan, text_layout
-from ..data.vocab import PAD_ID, UNK_ID, Vocab
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..atomic import atomic_path
 from ..config import Config
 from ..data.tokencache import load_corpus
-from ..atomic import atomic_path
-from ..errors import VectorsError
 from ..data.tokenize import Tokenizer
+from ..errors import VectorsError
 
 
 def pretrain_file(data: str | os.PathLike, out_path: str | os.PathLike, cfg: Config, *,

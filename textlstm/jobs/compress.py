@@ -22,14 +22,14 @@ import safetensors.torch
 from torch import nn
 
 from ..atomic import check_output_dir
-from ..data.batching import EncodedDataset
 from ..callbacks import Callback, say
 from ..classifier import TextClassifier
+from ..data.batching import EncodedDataset
 from ..data.readers import check_known_labels
 from ..data.tokencache import load_corpus
 from ..errors import ConfigError, DataError, ModelFileError
-from ..model.infer import predict_logits
 from ..metrics import evaluate as evaluate_predictions
+from ..model.infer import predict_logits
 from ..model.prune import check_schedule, make_permanent, prune_model, schedule, zero_share
 from ..model.quantize import check_quantization, float_state_dict, is_quantized, quantize_model
 from ..training.device import setup_threads

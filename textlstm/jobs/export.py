@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.artifact import library_versions
 from ..atomic import atomic_path, atomic_write_text
-from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..classifier import TextClassifier
-from ..errors import ConfigError, ModelFileError
-from ..model.quantize import is_quantized
+from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..data.tokenize import Tokenizer
 from ..data.vocab import Vocab
+from ..errors import ConfigError, ModelFileError
+from ..model.artifact import library_versions
+from ..model.quantize import is_quantized
 
 SIDECAR_FORMAT = "textlstm-onnx"
 SIDECAR_VERSION = 2  # 2: vocab_case_fallback
@@ -105,8 +105,7 @@ def _rnn_decompositions_for_dynamic_shapes() -> Iterator[None]:
     cached kernel, later ones do not (pytorch/pytorch#191855, fixed upstream in #193192 by
     this same wrapping)."""
     try:
-        from torch.export._patches import (register_gru_while_loop_decomposition,
-                                           register_lstm_while_loop_decomposition)
+        from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
     except ImportError:  # another torch: check_onnx still catches a fixed axis
         yield
         return

@@ -20,14 +20,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.batching import n_batches
 from ..callbacks import Callback
 from ..classifier import prepare_training
 from ..config import Config
-from ..data.tokencache import load_corpus
+from ..data.batching import n_batches
 from ..data.readers import label_order
-from ..errors import ConfigError, DataError, TrainingError
+from ..data.tokencache import load_corpus
 from ..data.tokenize import Tokenizer
+from ..errors import ConfigError, DataError, TrainingError
 from ..training.freezing import run_freeze
 from ..training.trainer import Trainer, TrainingInterrupted
 

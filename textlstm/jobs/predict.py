@@ -27,8 +27,8 @@ import torch
 from ..atomic import atomic_write_text, fsync_dir
 from ..classifier import TextClassifier
 from ..config import DataConfig
-from ..data.tokencache import content_hash
 from ..data.readers import Example, ReadReport, read_data
+from ..data.tokencache import content_hash
 from ..errors import ConfigError, DataError
 
 OUTPUT_FORMATS = ("csv", "jsonl")

@@ -20,7 +20,6 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

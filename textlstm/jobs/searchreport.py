@@ -6,18 +6,16 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-
 from ..atomic import atomic_write_text
-from ..metrics import new_figure, save_figure
-
 from ..config import Config
+from ..metrics import new_figure, save_figure
 
 
 @dataclass

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..training import distributed
 from ..atomic import check_output_dir
 from ..callbacks import Callback
 from ..classifier import TextClassifier
 from ..config import Config
 from ..data.corpora import DEFAULT_CORPUS
 from ..data.readers import read_dataset
+from ..training import distributed
 
 
 @dataclass

@@ -18,7 +18,6 @@ safetensors header is checked with bounded memory before any tensor is read.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,8 +34,9 @@ import safetensors.torch
 import torch
 
 from ..atomic import atomic_path, backup_sibling, clean_stale_temps
-from ..errors import ModelFileError
 from ..data.vocab import Vocab
+from ..errors import ModelFileError
+from ..hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,7 @@ def _config_json(artifact: Artifact) -> str:
 
 
 def _file_record(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+    return {"sha256": file_sha256(path), "size": path.stat().st_size}
 
 
 def _is_model_dir(path: Path) -> bool:

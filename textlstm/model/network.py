@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cells import PeepholeLSTM
 from ..config import ModelConfig
+from .cells import PeepholeLSTM
 from .directions import run_directions
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "peephole": PeepholeLSTM}

@@ -27,19 +27,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed
-from ..model.artifact import Artifact, load_artifact, save_artifact
-from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..callbacks import Callback, say
 from ..config import Config, ModelConfig
+from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..data.tokencache import load_corpus
-from ..errors import ConfigError, ModelFileError
-from ..model.network import TextLSTM, expected_shapes
 from ..data.tokenize import Tokenizer
-from .trainer import Trainer
 from ..data.vocab import Vocab
-from .freezing import run_freeze
 from ..embeddings.matrix import vocab_and_vectors
+from ..errors import ConfigError, ModelFileError
+from ..model.artifact import Artifact, load_artifact, save_artifact
+from ..model.network import TextLSTM, expected_shapes
+from . import distributed
+from .freezing import run_freeze
+from .trainer import Trainer
 
 KIND = "bilm-encoder"
 PREFIXES = ("embedding.", "encoder.")

@@ -14,9 +14,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from . import distributed
 from ..data.batching import EncodedDataset
 from ..model.infer import predict_logits
+from . import distributed
 
 
 class Objective(Protocol):

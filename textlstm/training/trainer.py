@@ -18,18 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed
-
-from . import precision
-from .averaging import weight_average
-from ..data.batching import EncodedDataset, bucket_batches, iterate, n_batches, padding_share
 from ..callbacks import Callback
-from .device import resolve_device, setup_threads
-from .freezing import frozen_in_epoch, unfreeze_on_plateau
-from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
+from ..data.batching import EncodedDataset, bucket_batches, iterate, n_batches, padding_share
 from ..errors import TextLSTMError, TrainingError
 from ..model.network import TextLSTM
+from . import distributed, precision
+from .averaging import weight_average
+from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
+from .device import resolve_device, setup_threads
+from .freezing import frozen_in_epoch, unfreeze_on_plateau
 from .objectives import Classification, Objective
 from .optim import effective_lr, make_optimizer, make_scheduler
 
