@@ -18,19 +18,8 @@ from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
 from . import tools as cli_tools
-from ._common import (
-    STATE,
-    BadLinesOpt,
-    EncodingOpt,
-    FormatOpt,
-    LabelFieldOpt,
-    TextFieldOpt,
-    data_flags,
-    err,
-    handle_errors,
-    out,
-    settings,
-)
+from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt, data_flags,
+                      err, handle_errors, out, settings)
 
 app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

@@ -1,5 +1,5 @@
 """The tuning and deployment commands: `search`, `lr-find`, `pretrain-lm`, `compress`, `export`. Registered on
-the app in `cli.py`; each turns its options into typed values and calls one library function."""
+the app in `commands.py`; each turns its options into typed values and calls one library function."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,21 +8,8 @@ from typing import List, Optional
 import typer
 
 from ..classifier import TextClassifier
-from ._common import (
-    BadLinesOpt,
-    ConfigOpt,
-    EncodingOpt,
-    FormatOpt,
-    LabelFieldOpt,
-    PresetOpt,
-    SetOpt,
-    TextFieldOpt,
-    VectorsOpt,
-    data_flags,
-    handle_errors,
-    out,
-    settings,
-)
+from ._common import (BadLinesOpt, ConfigOpt, EncodingOpt, FormatOpt, LabelFieldOpt, PresetOpt, SetOpt,
+                      TextFieldOpt, VectorsOpt, data_flags, handle_errors, out, settings)
 
 
 @handle_errors

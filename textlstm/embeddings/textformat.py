@@ -1,4 +1,4 @@
-"""GloVe, word2vec and fastText `.vec` text files: the fast path of `embeddings.py`.
+"""GloVe, word2vec and fastText `.vec` text files: the fast path of `vectors.py`.
 
 The file is streamed once and numbers are parsed only on the lines whose word the vocabulary
 needs, so a 400k x 300 GloVe file costs a scan, not a full parse.

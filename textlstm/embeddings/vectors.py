@@ -1,8 +1,8 @@
 """Pretrained word vectors for a `Vocab`: GloVe, word2vec (text and binary) and fastText.
 
-Text formats take a fast path (`textvectors.py`): the file is streamed once and numbers are
+Text formats take a fast path (`textformat.py`): the file is streamed once and numbers are
 parsed only on the lines whose word the vocabulary needs. Training our own vectors is in
-`pretraining.py`. Binary formats go through gensim (fastText `.bin` also gives subword vectors).
+`word2vec.py`. Binary formats go through gensim (fastText `.bin` also gives subword vectors).
 
 >>> vectors = load_vectors("glove.6B.100d.txt", vocab, expected_dim=100)  # doctest: +SKIP
 >>> vectors.matrix.shape, vectors.coverage.summary()                      # doctest: +SKIP

@@ -1,6 +1,6 @@
 """`textlstm lr-find`: the learning-rate range test (L. Smith, "Cyclical Learning Rates", 2015;
 fastai's `lr_find`). The LR grows exponentially from `start` to `end` over `steps` mini-batches
-of the one training loop (`train.Trainer`, driven through a callback); the loss, smoothed by an
+of the one training loop (`training.trainer.Trainer`, driven through a callback); the loss, smoothed by an
 exponential moving average with bias correction, is recorded until it exceeds `diverge` times
 its best. The suggested LR is the LR of the lowest smoothed loss divided by 10 (fastai's
 classic rule); where the loss falls fastest (per decade of LR) is reported as an upper bound —

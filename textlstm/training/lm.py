@@ -9,7 +9,7 @@ embeddings and the recurrent layers; its pooling and head start fresh, and `trai
 freezes the recurrent layers together with the embeddings (so the new head is fitted first,
 then everything is trained: ULMFiT's gradual unfreezing in two stages).
 
-The encoder directory is a model directory (`artifact.py`) with no labels, the embedding and
+The encoder directory is a model directory (`model/artifact.py`) with no labels, the embedding and
 encoder tensors only, and `meta.kind = "bilm-encoder"`. Only one-layer encoders are pretrained:
 in a stacked bidirectional encoder the upper forward layer would read the lower backward
 layer, which has already seen the word to predict.
@@ -141,7 +141,7 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     LR, schedule, clipping, `amp`, `patience`, `ema_decay`), starting from `vectors` if given;
     save the encoder with the best held-out perplexity to `out_dir`. The embeddings train from
     the start (`train.freeze` does not apply). Runs on the CPU, in one process, through the
-    training loop of `train.py`. Returns the directory and one record per epoch."""
+    training loop of `trainer.py`. Returns the directory and one record per epoch."""
     cfg.validate()
     if cfg.train.device not in ("auto", "cpu"):
         raise ConfigError(f"pretrain-lm runs on the CPU; train.device = {cfg.train.device!r} is not supported.")

@@ -1,4 +1,4 @@
-"""What the one training loop (`train.Trainer`) minimises and how it scores validation.
+"""What the one training loop (`training.trainer.Trainer`) minimises and how it scores validation.
 
 An objective turns a batch into the loss to back-propagate and a validation set into a record
 and a score to maximise (early stopping, best weights, the plateau schedule). `Classification`
