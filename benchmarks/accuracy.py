@@ -30,7 +30,7 @@ from common import (DATA_DIR, DATASETS, PRESETS, SEED, VECTORS, Split, busy_note
                     parse_list, peak_mb, preset_model_sizes, print_table, stratified_part, timer,
                     today, write_json)
 
-SYSTEMS = ("textlstm-w2v", "textlstm-random", "tfidf-lr", "fasttext", "tutorial-random", "tutorial-w2v",
+SYSTEMS = ("textlstm-w2v", "textlstm-glove", "textlstm-glove+w2v", "textlstm-random", "tfidf-lr", "fasttext", "tutorial-random", "tutorial-w2v",
            "textlstm-lm")
 DEFAULT_SYSTEMS = SYSTEMS[:-1]  # textlstm-lm needs --encoder DATASET=DIR
 TUTORIAL_MAX_LEN = {"imdb": 400, "sst2": 60, "trec": 40}  # tokens; see README
@@ -61,7 +61,7 @@ class Options:
 
 # -- the systems: each trains on split.train_* and returns (predict, details) ----------------
 
-def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: bool = False, run: int = 0
+def fit_textlstm(split: Split, opts: Options, vectors: list, encoder: bool = False, run: int = 0
                  ) -> tuple[Predictor, dict]:
     from textlstm import TextClassifier, make_config
 
@@ -83,7 +83,7 @@ def fit_textlstm(split: Split, opts: Options, vectors: Path | None, encoder: boo
     if opts.quick:
         cfg.train.epochs = 1
     clf = TextClassifier(cfg).fit(split.train_texts, split.train_labels, vectors=vectors)
-    keys = ("best_epoch", "stopped_early", "padding_share", "n_train", "n_val", "coverage")
+    keys = ("best_epoch", "stopped_early", "padding_share", "n_train", "n_val", "coverage", "vector_sources")
     return clf.predict, {k: clf.meta_.get(k) for k in keys} | {"epochs": cfg.train.epochs,
                                                                 "seed": cfg.train.seed} | extra
 
@@ -171,16 +171,19 @@ def fit_tutorial(split: Split, opts: Options, vectors: Path | None, run: int = 0
                      "embedding_dim": emb_dim, "hidden_size": hidden}
 
 
-SEEDED = {"textlstm-w2v", "textlstm-random", "textlstm-lm", "fasttext", "tutorial-random", "tutorial-w2v"}
+SEEDED = {"textlstm-w2v", "textlstm-glove", "textlstm-glove+w2v", "textlstm-random", "textlstm-lm", "fasttext", "tutorial-random", "tutorial-w2v"}
 
 
 def fitter(system: str, opts: Options, run: int = 0) -> Callable[[Split], tuple[Predictor, dict]]:
     """The system's training function; `run` shifts its random seed (see `--seeds`)."""
     vectors = opts.data_dir / VECTORS
     return {
-        "textlstm-w2v": lambda s: fit_textlstm(s, opts, vectors, run=run),
-        "textlstm-random": lambda s: fit_textlstm(s, opts, None, run=run),
-        "textlstm-lm": lambda s: fit_textlstm(s, opts, None, encoder=True, run=run),
+        # vector sources given explicitly ([]: none), whatever the preset names
+        "textlstm-w2v": lambda s: fit_textlstm(s, opts, [vectors], run=run),
+        "textlstm-glove": lambda s: fit_textlstm(s, opts, ["glove-6b-50d"], run=run),
+        "textlstm-glove+w2v": lambda s: fit_textlstm(s, opts, ["glove-6b-50d", vectors], run=run),
+        "textlstm-random": lambda s: fit_textlstm(s, opts, [], run=run),
+        "textlstm-lm": lambda s: fit_textlstm(s, opts, [], encoder=True, run=run),
         "tfidf-lr": lambda s: fit_tfidf(s, opts),
         "fasttext": lambda s: fit_fasttext(s, opts, run),
         "tutorial-random": lambda s: fit_tutorial(s, opts, None, run),

@@ -12,12 +12,18 @@ import pytest
 import safetensors.torch
 import torch
 
-from textlstm.model.artifact import FORMAT_VERSION, Artifact, load_artifact, save_artifact
-from textlstm.atomic import (atomic_path, atomic_write_bytes, atomic_write_text, backup_sibling,
-                             clean_stale_temps, restore_backup)
+from textlstm.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    backup_sibling,
+    clean_stale_temps,
+    restore_backup,
+)
 from textlstm.config import Config
-from textlstm.errors import ModelFileError
 from textlstm.data.vocab import Vocab
+from textlstm.errors import ModelFileError
+from textlstm.model.artifact import FORMAT_VERSION, Artifact, load_artifact, save_artifact
 
 DEAD_PID = 2**31 - 1  # above any pid_max, so never a live process
 

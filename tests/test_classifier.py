@@ -1,15 +1,11 @@
 import numpy as np
 import pytest
+from helpers import NEG, POS
 
 from textlstm import TextClassifier
 from textlstm.classifier import prepare_training
 from textlstm.config import make_config
 from textlstm.errors import DataError, ModelFileError, NotFittedError
-
-POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
-       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
-NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
-       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
 
 
 def small_config(**extra):
@@ -98,7 +94,7 @@ def test_fit_with_vectors_reports_coverage(tmp_path):
     row = clf.vocab_["great"]
     stored = clf.model_.embedding.weight[row].detach().numpy()
     line = vec.read_text().splitlines()[0].split()[1:]
-    assert clf.config.embeddings.vectors == str(vec)
+    assert clf.config.embeddings.vectors == [str(vec)]
     # fine-tuned embeddings move, but frozen=never with 2 epochs stays close to the file's vector
     assert np.allclose(stored, np.array(line, dtype=np.float32), atol=0.2)
 

@@ -4,22 +4,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import LABELS, TEXTS
 from typer.testing import CliRunner
 
 from textlstm import TextClassifier
 from textlstm.cli import app
-from textlstm.jobs.compress import CompressOptions, compress
 from textlstm.config import ModelConfig, make_config
 from textlstm.errors import ConfigError, ModelFileError
+from textlstm.jobs.compress import CompressOptions, compress
 from textlstm.model import TextLSTM
 from textlstm.model.prune import make_permanent, prunable, prune_model, zero_share, zero_shares
 from textlstm.model.quantize import float_state_dict, is_quantized, quantize_model
-
-POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
-       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
-NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
-       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
-TEXTS, LABELS = POS + NEG, ["pos"] * 6 + ["neg"] * 6
 
 
 def tiny_model(seed=0, cell="lstm"):

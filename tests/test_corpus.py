@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from textlstm.config import DataConfig, TokenizerConfig
-from textlstm.data.tokencache import (Corpus, cache_dir_default, clear_cache, content_hash, load_corpus)
-from textlstm.errors import DataError
+from textlstm.data.tokencache import Corpus, cache_dir_default, clear_cache, content_hash, load_corpus
 from textlstm.data.tokenize import Tokenizer
+from textlstm.errors import DataError
 
 ROWS = [("A <b>great</b> film.<br />Loved it!", "pos"), ("Dull, DULL, dull.", "neg"),
         ("It wasn't bad", "pos"), ("", "neg"), ("Meh &amp; more meh", "neg")]

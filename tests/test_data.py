@@ -4,12 +4,11 @@ import json
 import logging
 
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_DATA
-from textlstm.data import (Example, ReadReport, detect_format, label_order, read_dataset,
-                           read_examples, read_texts)
+from textlstm.data import Example, ReadReport, detect_format, label_order, read_dataset, read_examples, read_texts
 from textlstm.errors import ConfigError, DataError
 
 

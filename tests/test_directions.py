@@ -3,9 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from textlstm.model import directions
 from textlstm.config import ModelConfig
-from textlstm.model import TextLSTM
+from textlstm.model import TextLSTM, directions
 
 
 @pytest.fixture

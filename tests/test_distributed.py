@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import write_corpus
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.skipif(os.name != "posix" or not torch.distributed.is_available()
                                 or not torch.distributed.is_gloo_available(), reason="needs gloo on POSIX")

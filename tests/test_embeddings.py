@@ -14,15 +14,15 @@ from gensim.models.fasttext import load_facebook_vectors, save_facebook_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from textlstm.data.vocab import Vocab
 from textlstm.embeddings import (
     Coverage,
     detect_vectors_format,
     load_vectors,
     read_vector_words,
 )
-from textlstm.errors import VectorsError
 from textlstm.embeddings.word2vec import pretrain_word2vec
-from textlstm.data.vocab import Vocab
+from textlstm.errors import VectorsError
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "runs", "fast"]
 SENTENCES = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "runs", "fast"],

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import NEG, POS
 from typer.testing import CliRunner
 
 from textlstm import TextClassifier
@@ -15,10 +16,6 @@ from textlstm.jobs.export import export_onnx, read_sidecar, sidecar_path
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'textlstm[onnx]')")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install 'textlstm[onnx]')")
 
-POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
-       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
-NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
-       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
 # lengths from 1 to 17 tokens, words the model never saw, an empty text (one <unk>)
 QUERIES = ["great", "", "awful acting", "what a wonderful, warm and moving story it was from start to end",
            "zzz unseen words", "I hated every single minute of this tedious, flat and boring mess", "brilliant",

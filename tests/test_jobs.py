@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from helpers import TRAIN
 
 from textlstm import TextClassifier
 from textlstm.config import DataConfig, make_config
@@ -11,8 +12,6 @@ from textlstm.data import ReadReport, read_examples, read_texts
 from textlstm.errors import ConfigError, DataError
 from textlstm.jobs.predict import model_fingerprint, partial_paths, predict_file
 
-TRAIN = ["a wonderful warm film", "great acting", "I loved it", "a dull boring mess",
-         "awful acting", "I hated it"]
 # 9 records: line 3 is malformed, line 5 has no text field, line 7 has an empty text
 LINES = ['{"text": "a great film"}', '{"text": "awful"}', '{"text": "oops" "x"}',
          '{"text": "boring mess"}', '{"body": "no text field here"}', '{"text": "loved it"}',

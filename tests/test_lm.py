@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from helpers import ROWS, write_tsv
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -12,8 +13,6 @@ from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError, ModelFileError, TrainingError
 from textlstm.training.lm import BiLM, load_encoder, pretrain_lm
-
-from helpers import ROWS, write_tsv
 
 SMALL = ["model.hidden_size=16", "model.embedding_dim=8", "model.attention_dim=8", "train.batch_size=16", "data.val_split=0",
          "train.threads=1", 'tokenizer.kind="regex"', "train.lr=0.01", 'train.schedule="constant"']

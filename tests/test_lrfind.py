@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import ROWS, write_tsv
 from typer.testing import CliRunner
 
 from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError
 from textlstm.jobs.lrfind import lr_find, suggest
-from helpers import ROWS, write_tsv
 
 runner = CliRunner()
 SMALL = ["model.hidden_size=8", "model.embedding_dim=8", "model.attention_dim=8", "train.threads=1",

@@ -7,8 +7,8 @@ import warnings
 import pytest
 from rich.console import Console
 
-from textlstm.errors import DataError
 from textlstm.display import evaluation_table
+from textlstm.errors import DataError
 from textlstm.metrics import evaluate, plot_confusion, plot_history, write_json
 
 LABELS = ["a", "b", "c"]

@@ -4,13 +4,14 @@ classifier."""
 import numpy as np
 import pytest
 import torch
+from helpers import NEG, POS
 from torch.func import functional_call
 
 from textlstm import TextClassifier
-from textlstm.model.cells import PeepholeLSTM
 from textlstm.config import ModelConfig, make_config
 from textlstm.errors import ConfigError
 from textlstm.model import TextLSTM, expected_shapes
+from textlstm.model.cells import PeepholeLSTM
 
 PARAMS = ("weight_ih", "weight_hh", "bias", "weight_ci", "weight_cf", "weight_co")
 
@@ -141,12 +142,6 @@ def test_config_accepts_peephole_and_lists_it():
     assert make_config(overrides=["model.cell=peephole"]).model.cell == "peephole"
     with pytest.raises(ConfigError, match="Allowed: lstm, gru, peephole"):
         make_config(overrides=["model.cell=rnn"])
-
-
-POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
-       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
-NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
-       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
 
 
 def test_classifier_trains_saves_and_loads_identically(tmp_path):

@@ -3,12 +3,11 @@ import logging
 
 import pytest
 import torch
+from test_train import accuracy, make_model, tcfg, toy_data
 
 from textlstm.training import precision
 from textlstm.training.optim import make_optimizer
 from textlstm.training.trainer import Trainer
-
-from test_train import accuracy, make_model, tcfg, toy_data
 
 needs_bf16 = pytest.mark.skipif(not precision.cpu_has_bf16(), reason="this CPU has no native bfloat16")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TRAIN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +16,6 @@ from textlstm.config import make_config
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-TRAIN = ["a wonderful warm film", "great acting", "I loved it", "a dull boring mess",
-         "awful acting", "I hated it"]
 
 # characters the cleaner has to deal with: controls, zero-width and bidi marks, BOM, soft
 # hyphen, lone surrogates, odd whitespace, combining marks, HTML

@@ -2,6 +2,7 @@
 import csv
 
 import pytest
+from helpers import ROWS, write_tsv
 from typer.testing import CliRunner
 
 from textlstm import TextClassifier
@@ -10,7 +11,6 @@ from textlstm.config import Config, make_config
 from textlstm.errors import ConfigError
 from textlstm.jobs.search import candidates, check_candidates, load_grid
 from textlstm.jobs.searchreport import config_toml
-from helpers import ROWS, write_tsv
 
 runner = CliRunner()
 FAST = ["--set", "model.embedding_dim=8", "--set", "model.attention_dim=8", "--set", "train.threads=1",

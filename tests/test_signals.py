@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_corpus
 from safetensors.torch import load_file
 
-from textlstm.data.batching import EncodedDataset
 from textlstm.config import ModelConfig, TrainConfig, make_config
+from textlstm.data.batching import EncodedDataset
+from textlstm.jobs.train import TrainJob, run_train_job
 from textlstm.model import TextLSTM
 from textlstm.training.trainer import Callback, Trainer, TrainingInterrupted
-from textlstm.jobs.train import TrainJob, run_train_job
-from helpers import write_corpus
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

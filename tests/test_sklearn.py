@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import POS, TEXTS
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
@@ -36,11 +37,6 @@ from sklearn.utils.validation import validate_data
 from textlstm.errors import ConfigError, DataError, NotFittedError
 from textlstm.sklearn import FitCallback, TextInputError, TextLSTMClassifier
 
-POS = ["a wonderful warm film", "great acting and a great story", "I loved every minute",
-       "brilliant and moving", "superb fun from start to end", "a delight, truly great"]
-NEG = ["a dull boring mess", "awful acting and a bad story", "I hated every minute",
-       "tedious and flat", "terrible from start to end", "a bore, truly bad"]
-TEXTS = POS + NEG
 FAST = {"tokenizer.kind": "regex", "train.threads": 1, "train.freeze": "never",
         "train.schedule": "constant", "model.attention_dim": 8, "train.patience": 0}
 

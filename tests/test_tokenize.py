@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from textlstm.config import TokenizerConfig
-from textlstm.errors import ConfigError
 from textlstm.data.tokenize import POOL_MIN_TEXTS, Tokenizer
+from textlstm.errors import ConfigError
 
 KINDS = ["spacy", "regex"]
 

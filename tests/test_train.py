@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from textlstm.data.batching import EncodedDataset, bucket_batches, padding_share
-from textlstm.training.checkpoint import load_checkpoint
 from textlstm.config import ModelConfig, TrainConfig
+from textlstm.data.batching import EncodedDataset, bucket_batches, n_batches, padding_share
 from textlstm.errors import TrainingError
-from textlstm.model.infer import predict_logits
 from textlstm.model import TextLSTM
-from textlstm.training.optim import effective_lr
-from textlstm.data.batching import n_batches
+from textlstm.model.infer import predict_logits
+from textlstm.training.checkpoint import load_checkpoint
 from textlstm.training.objectives import class_weights_for
+from textlstm.training.optim import effective_lr
 from textlstm.training.trainer import Callback, Trainer, TrainingInterrupted
 
 

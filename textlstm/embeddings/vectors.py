@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.vocab import PAD_ID, UNK_ID, Vocab
 from ..errors import VectorsError, where
+from .builtin import builtin, builtin_matrix, builtin_words
 from .textformat import READ_ERRORS, Rows, check_dim, from_text, header_line, reading, scan, text_layout
 
 logger = logging.getLogger(__name__)
@@ -101,13 +102,19 @@ def load_vectors(path: str | os.PathLike, vocab: Vocab, *, format: str = "auto",
 
     A word takes the vector of the same word, else of its lowercase form ("Paris" takes "paris"
     when "Paris" is absent); an exact match wins wherever it is in the file, and the first of
-    duplicate words wins. Values equal gensim's float32 values exactly."""
-    path = Path(path)
-    fmt = _resolve_format(path, format)
+    duplicate words wins. Values equal gensim's float32 values exactly. `path` may also name a
+    built-in source (`builtin.BUILTINS`, e.g. "glove-6b-50d"); `format` does not apply to it."""
     if oov_init not in ("random", "zeros"):
         raise VectorsError(f"oov_init={oov_init!r} is not allowed. Allowed: random, zeros.")
-    load = from_text if fmt in TEXT_FORMATS else _from_gensim
-    matrix, exact, lower, subword = load(path, fmt, vocab, expected_dim, encoding)
+    src = builtin(path)
+    if src is not None:
+        check_dim(Path(src.name), src.dim, expected_dim)
+        matrix, exact, lower, subword = builtin_matrix(src, vocab)
+    else:
+        path = Path(path)
+        fmt = _resolve_format(path, format)
+        load = from_text if fmt in TEXT_FORMATS else _from_gensim
+        matrix, exact, lower, subword = load(path, fmt, vocab, expected_dim, encoding)
     found = exact | lower | subword
     found[PAD_ID] = False
     matrix[PAD_ID] = 0.0
@@ -121,6 +128,9 @@ def read_vector_words(path: str | os.PathLike, *, format: str = "auto",
     """The words of a vectors file in the file's order (each once), cheaply: text formats are
     scanned without parsing numbers. Used to keep rare corpus words that have a vector
     (`Vocab.build(extra_words=...)`) and to add words the training data lacks."""
+    src = builtin(path)
+    if src is not None:
+        return builtin_words(src)
     path = Path(path)
     fmt = _resolve_format(path, format)
     if fmt not in TEXT_FORMATS:

@@ -26,7 +26,7 @@ class SearchJob:
     cv: int = 5
     val: Path | None = None
     n_random: int | None = None  # sample this many settings from the grid instead of all
-    vectors: Path | None = None
+    vectors: list[str] | None = None  # vector sources; None: the settings' embeddings.vectors
     refit: bool = False
     overwrite: bool = False
 
@@ -120,6 +120,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
@@ -145,6 +147,6 @@ def write_outputs(result: SearchResult, job: SearchJob) -> dict[str, Path]:
               f"  {setting_label(best.params)}",
               f"  macro-F1 {pm(best.mean, best.std)} over {result.n_splits} fold(s).",
               f"Train with: textlstm train DATA --config {out / 'best.toml'}"
-              + (f" --vectors {job.vectors}" if job.vectors else "")]
+              + "".join(f" --vectors {v}" for v in job.vectors or [])]
     atomic_write_text(out / "best.toml", config_toml(result.best_config.to_dict(), header))
     return {name: out / name for name in ("results.csv", "results.png", "best.toml")}

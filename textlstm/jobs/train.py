@@ -16,12 +16,15 @@ from ..data.readers import read_dataset
 from ..training import distributed
 
 
+BUNDLED_PRESET = "small-sentiment"  # the settings of a run on the bundled corpus (no data, no settings)
+
+
 @dataclass
 class TrainJob:
     data: Path
     val: Path | None
     test: Path | None
-    vectors: Path | None
+    vectors: list[str] | None  # None: the settings' embeddings.vectors
     out: Path
     resume: bool = False
     overwrite: bool = False
@@ -33,8 +36,8 @@ class TrainJob:
             data = DEFAULT_CORPUS / "train.tsv"
             val = val or DEFAULT_CORPUS / "dev.tsv"
             test = test or DEFAULT_CORPUS / "test.tsv"
-        return cls(Path(data), val and Path(val), test and Path(test), vectors and Path(vectors),
-                   Path(out), **kw)
+        sources = None if not vectors else [str(v) for v in ([vectors] if isinstance(vectors, (str, Path)) else vectors)]
+        return cls(Path(data), val and Path(val), test and Path(test), sources, Path(out), **kw)
 
     @property
     def checkpoint_dir(self) -> Path:

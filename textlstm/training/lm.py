@@ -33,7 +33,7 @@ from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..data.tokencache import load_corpus
 from ..data.tokenize import Tokenizer
 from ..data.vocab import Vocab
-from ..embeddings.matrix import vocab_and_vectors
+from ..embeddings.matrix import VectorsArg, vocab_and_vectors, with_sources
 from ..errors import ConfigError, ModelFileError
 from ..model.artifact import Artifact, load_artifact, save_artifact
 from ..model.network import TextLSTM, expected_shapes
@@ -134,7 +134,7 @@ def perplexity(model: BiLM, data: EncodedDataset, batch_size: int = 64) -> float
 
 
 def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config, *,
-                vectors: str | os.PathLike | None = None, callbacks: list[Callback] | None = None
+                vectors: VectorsArg = None, callbacks: list[Callback] | None = None
                 ) -> tuple[Path, list[dict[str, Any]]]:
     """Train a bidirectional language model on the texts of `data` (one per line, or any data
     file) with `cfg`'s tokenizer, vocabulary, model and training settings (epochs, batch size,
@@ -150,9 +150,11 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     corpus = load_corpus(data, cfg.data, Tokenizer(cfg.tokenizer), labelled=False)
     say(callbacks, corpus.report.summary())
     counts = Counter(t for toks in corpus.tokens for t in toks)
-    if vectors is not None:  # recorded in the encoder's config.json
-        cfg = dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, vectors=str(vectors)))
-    vocab, matrix, coverage = vocab_and_vectors(cfg, counts, vectors, callbacks)
+    cfg = with_sources(cfg, vectors)  # recorded in the encoder's config.json
+    embedded = vocab_and_vectors(cfg, counts, callbacks)
+    vocab, matrix = embedded.vocab, embedded.matrix
+    if matrix is not None and embedded.dim != cfg.model.embedding_dim:  # the sources decide it
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, embedding_dim=embedded.dim))
     encoded = EncodedDataset.encode(corpus.tokens, vocab)
     train_idx, val_idx = _split(len(encoded), cfg.train.seed)
     train = EncodedDataset([encoded.ids[i] for i in train_idx], None)
@@ -165,8 +167,8 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()
                if k.startswith(PREFIXES)}
     meta = {"kind": KIND, "history": history, "best_epoch": result.best_epoch, "n_texts": len(train),
-            "n_val_texts": len(val), "coverage": coverage and coverage.summary(),
-            "vectors": str(vectors) if vectors else None}
+            "n_val_texts": len(val), "vector_sources": [src.record() for src in embedded.sources],
+            "vectors": cfg.embeddings.vectors or None}
     return save_artifact(out_dir, Artifact(cfg.to_dict(), [], vocab, tensors, meta)), history
 
 
