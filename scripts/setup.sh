@@ -13,4 +13,6 @@ PY="$VENV/bin/python"
 if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q "torch==2.13.0"
 fi
-"$PY" -m pip install -q -e ".[test,onnx]"
+# setuptools explains its editable-install mechanics with warnings on every install (textlstm maps
+# corpora/ into the package); they are not for users, so they are silenced for this one command.
+PYTHONWARNINGS="ignore::UserWarning" "$PY" -m pip install -q -e ".[test,onnx]"
