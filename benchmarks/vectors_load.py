@@ -10,6 +10,12 @@ Both matrices are saved and compared (rows found in the file must agree exactly)
 
     python benchmarks/vectors_load.py                      # 400k x 300, 20k vocabulary
     python benchmarks/vectors_load.py --words 50000 --dim 100 --json out.json
+    python benchmarks/vectors_load.py --builtin glove-6b-50d      # the built-in source against
+                                                                   # the same vectors as a text file
+
+With `--builtin NAME` the vocabulary is half the source's own words, half words it lacks; the
+built-in source (memory-mapped `.npy`, only the vocabulary's rows read) is timed against the
+fast text path on a GloVe text file written from the same matrix.
 """
 from __future__ import annotations
 
@@ -74,7 +80,7 @@ def child(kind: str, vectors: str, vocab_file: str, out_npy: str) -> None:
     """Runs in the subprocess: load, build the matrix, report time and memory as JSON.
     The gensim child does not import textlstm, so its absolute peak is gensim's alone."""
     itos = Path(vocab_file).read_text(encoding="utf-8").split("\n")[:-1]
-    if kind == "fast":
+    if kind in ("fast", "builtin"):
         from textlstm.embeddings import load_vectors
         from textlstm.data.vocab import Vocab
 
@@ -83,7 +89,7 @@ def child(kind: str, vectors: str, vocab_file: str, out_npy: str) -> None:
         from gensim.models import KeyedVectors
     rss_after_imports = _status_mb("VmRSS")
     t0 = time.perf_counter()
-    if kind == "fast":
+    if kind in ("fast", "builtin"):
         vec = load_vectors(vectors, vocab)  # the default: random rows for missing words
         matrix, found = vec.matrix, vec.found
     else:
@@ -116,10 +122,13 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=20_000, help="vocabulary size (half in the file)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--builtin", help="time this built-in source (e.g. glove-6b-50d) instead")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
+    if args.builtin:
+        return builtin_main(args)
 
     from textlstm.data.vocab import Vocab
 
@@ -151,6 +160,53 @@ def main() -> None:
         "found": fast["found"], "matrices_agree": bool(agree),
     }
     _print_table(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def builtin_main(args) -> None:
+    """The built-in source against the same vectors read from a GloVe text file."""
+    from textlstm.data.vocab import Vocab
+    from textlstm.embeddings import read_vector_words
+    from textlstm.embeddings.builtin import BUILTINS
+
+    src = BUILTINS[args.builtin]
+    rng = np.random.default_rng(args.seed)
+    words = read_vector_words(src.name)
+    matrix = np.load(src.root() / src.matrix_file, mmap_mode="r")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        text = tmp / f"{src.name}.txt"
+        with open(text, "w", encoding="utf-8") as fh:  # float32 repr: the same values back
+            for start in range(0, len(words), 20_000):
+                block = np.asarray(matrix[start:start + 20_000])
+                fh.writelines(f"{w} " + " ".join(map(repr, map(float, row))) + "\n"
+                              for w, row in zip(words[start:start + 20_000], block.tolist()))
+        inside = list(rng.choice(words, args.vocab // 2, replace=False))
+        outside = random_words(rng, args.vocab - len(inside), exclude=set(words))
+        Vocab(["<pad>", "<unk>", *inside, *outside]).save(tmp / "vocab.txt")
+        named = run_child("builtin", src.name, tmp / "vocab.txt", tmp / "builtin.npy")
+        fast = run_child("fast", text, tmp / "vocab.txt", tmp / "fast.npy")
+        agree = np.allclose(np.load(tmp / "builtin.npy"), np.load(tmp / "fast.npy"), equal_nan=True,
+                            rtol=0, atol=0)
+        size_mb = text.stat().st_size / 2**20
+    report = {"builtin": src.name, "words": len(words), "dim": src.dim, "vocab": args.vocab,
+              "text_file_mb": round(size_mb, 1), "builtin_s": named["seconds"], "text_s": fast["seconds"],
+              "speedup": fast["seconds"] / named["seconds"], "builtin_peak_mb": named["peak_mb"],
+              "text_peak_mb": fast["peak_mb"], "found": named["found"], "matrices_agree": bool(agree)}
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{src.name}: {len(words):,} x {src.dim}, vocabulary {args.vocab:,} "
+                        f"(half in the source)")
+    for col in ("", "seconds", "load MiB"):
+        table.add_column(col, justify="right")
+    table.add_row(f"built-in ({src.name})", f"{named['seconds']:.2f}", f"{named['peak_mb']:.0f}")
+    table.add_row(f"GloVe text file ({size_mb:,.0f} MiB)", f"{fast['seconds']:.2f}", f"{fast['peak_mb']:.0f}")
+    table.add_row("ratio (text / built-in)", f"{report['speedup']:.1f}x",
+                  f"{fast['peak_mb'] / max(named['peak_mb'], 1e-9):.1f}x")
+    Console().print(table)
+    print(f"rows found: {named['found']:,}; matrices agree exactly: {agree}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -104,3 +104,14 @@ def test_the_cli_lists_builtins_and_trains_the_bundled_corpus_with_its_preset(tm
     assert saved["config"]["preset"] == "small-sentiment"
     assert saved["config"]["embeddings"]["vectors"] == ["glove-6b-50d"]
     assert saved["config"]["model"]["embedding_dim"] == 50
+
+
+def test_rows_come_out_of_row_and_column_major_matrices_alike(tmp_path):
+    from textlstm.embeddings.builtin import Builtin, _read_rows
+
+    table = np.arange(200_000 * 3, dtype=np.float32).reshape(200_000, 3)  # more than one window
+    src = Builtin("t", 3, 200_000, "", "", "p", "m", "m.npy", "w.parquet")
+    rows = np.array([199_999, 0, 70_000, 5, 70_000])
+    for name, data in [("c.npy", table), ("f.npy", np.asfortranarray(table))]:
+        np.save(tmp_path / name, data)
+        np.testing.assert_array_equal(_read_rows(tmp_path / name, src, rows, 200_000), table[rows])

@@ -2,15 +2,15 @@
 a path (`--vectors glove-6b-50d`).
 
 A package holds a float32 matrix as `.npy` (row i is word i) and the words in row order in a
-parquet file. Loading memory-maps the matrix and copies only the rows of the model's
-vocabulary, so a 400,000-word source costs the words' index and a few MB, not the whole file.
+parquet file. Loading looks the vocabulary up in the words with Arrow (the 400,000 words never
+become Python strings) and copies only the vocabulary's rows out of the matrix, reading it a
+window at a time, so a 20,000-word matrix costs about 100 MB at its peak, not the whole file.
 
 >>> [s.name for s in BUILTINS.values()]
 ['glove-6b-50d']
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import os
@@ -57,51 +57,81 @@ def builtin(source: str | os.PathLike) -> Builtin | None:
     return BUILTINS.get(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
 
 
-@functools.lru_cache(maxsize=4)
-def _index(name: str) -> tuple[tuple[str, ...], dict[str, int]]:
+def _words(src: Builtin):  # -> pyarrow ChunkedArray of the words in row order
     import pyarrow.parquet as pq
 
-    src = BUILTINS[name]
     path = src.root() / src.words_file
     try:
-        words = tuple(pq.read_table(path, columns=["index"]).column("index").to_pylist())
+        return pq.read_table(path, columns=["index"]).column("index")
     except (OSError, KeyError, ValueError) as exc:
-        raise VectorsError(f"Cannot read the words of {name!r} from {path}: {exc}") from None
-    rows: dict[str, int] = {}
-    for i, word in enumerate(words):
-        rows.setdefault(word, i)  # the first of duplicate words wins, as in a text file
-    return words, rows
+        raise VectorsError(f"Cannot read the words of {src.name!r} from {path}: {exc}") from None
 
 
 def builtin_words(src: Builtin) -> list[str]:
     """The source's words in row order, each once."""
-    return list(_index(src.name)[1])
+    return list(dict.fromkeys(_words(src).to_pylist()))
+
+
+def _rows_of(words, queries: list[str]) -> np.ndarray:
+    """Row of each query among `words` (the first of duplicates), -1 where absent; looked up by
+    Arrow, so the 400,000 words never become Python strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.index_in(pa.array(queries, pa.string()), value_set=words)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _read_rows(path: Path, src: Builtin, rows: np.ndarray, n_words: int) -> np.ndarray:
+    """Rows `rows` of the `.npy` matrix, read front to back a window (row-major) or a column
+    (column-major) at a time: memory stays at one window, where a memory map would keep every
+    touched page resident."""
+    window = 1 << 16  # rows per read: 12.5 MB at 50 dimensions
+    out = np.empty((len(rows), src.dim), np.float32)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(fh))
+            if len(shape) != 2 or shape[1] != src.dim or shape[0] < n_words or dtype != np.float32:
+                raise VectorsError(f"{path} holds a {shape} {dtype} matrix; {src.name!r} should be "
+                                   f"({src.words:,}, {src.dim}) float32.")
+            start, row_bytes = fh.tell(), src.dim * 4
+            if fortran:  # column-major (as glove-6b-50d ships): one column at a time
+                for j in range(src.dim):
+                    fh.seek(start + j * shape[0] * 4)
+                    out[:, j] = np.frombuffer(fh.read(shape[0] * 4), np.float32)[rows]
+                return out
+            order = np.argsort(rows, kind="stable")
+            for lo in range(0, shape[0], window):
+                pick = order[(rows[order] >= lo) & (rows[order] < lo + window)]
+                if len(pick):
+                    fh.seek(start + lo * row_bytes)
+                    block = np.frombuffer(fh.read(min(window, shape[0] - lo) * row_bytes), np.float32)
+                    out[pick] = block.reshape(-1, src.dim)[rows[pick] - lo]
+    except (OSError, ValueError) as exc:
+        raise VectorsError(f"Cannot read the vectors of {src.name!r} from {path}: {exc}") from None
+    return out
 
 
 def builtin_matrix(src: Builtin, vocab: Vocab):
     """Rows for `vocab` as `textformat.Rows`: (matrix, exact, lower, subword). A word takes its
-    own row, else its lowercase form's; only those rows are read from the memory-mapped file."""
-    _, index = _index(src.name)
+    own row, else its lowercase form's; only those rows are copied out of the file."""
+    words = _words(src)
     path = src.root() / src.matrix_file
-    try:
-        table = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise VectorsError(f"Cannot read the vectors of {src.name!r} from {path}: {exc}") from None
-    if table.ndim != 2 or table.shape[1] != src.dim or table.shape[0] < len(index):
-        raise VectorsError(f"{path} holds a {table.shape} matrix; {src.name!r} should be "
-                           f"({src.words:,}, {src.dim}).")
     n = len(vocab)
-    exact, lower, subword = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     where = np.full(n, -1, np.int64)
-    for i, word in enumerate(vocab.itos[UNK_ID:], UNK_ID):
-        key = word if word in index or i == UNK_ID else word.lower()
-        if key in index:
-            where[i], exact[i], lower[i] = index[key], key == word, key != word
+    where[UNK_ID:] = _rows_of(words, vocab.itos[UNK_ID:])
+    exact = where >= 0
+    lowered = _rows_of(words, [w.lower() for w in vocab.itos[UNK_ID + 1:]])  # <unk> matches exactly only
+    lower = np.zeros(n, bool)
+    lower[UNK_ID + 1:] = (where[UNK_ID + 1:] < 0) & (lowered >= 0)
+    where[UNK_ID + 1:] = np.where(lower[UNK_ID + 1:], lowered, where[UNK_ID + 1:])
+    subword = np.zeros(n, bool)
     matrix = np.zeros((n, src.dim), np.float32)
-    hit = where >= 0
-    order = np.argsort(where[hit])  # ascending rows: the file is read front to back
-    rows = np.asarray(table[where[hit][order]], dtype=np.float32)
-    matrix[np.flatnonzero(hit)[order]] = rows
+    hit = np.flatnonzero(where >= 0)
+    rows = _read_rows(path, src, where[hit], len(words))
+    matrix[hit] = rows
     if not np.isfinite(rows).all():
         raise VectorsError(f"{path}: some vectors of {src.name!r} are not finite.")
     return matrix, exact, lower, subword
