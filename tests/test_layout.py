@@ -188,3 +188,12 @@ def test_the_freeze_mode_of_each_kind_of_run_comes_from_one_place():
     assert run_freeze(epochs, pretrained=False, purpose="lr-find").freeze == "never"
     assert run_freeze(epochs, pretrained=True, purpose="pretrain-lm").freeze == "never"
     assert epochs.freeze == "epochs"
+
+
+def test_loading_and_predicting_never_import_the_training_loop():
+    code = ("import sys; from textlstm import TextClassifier; "
+            "c = TextClassifier.load('tests/resources/model-v0.1-premove'); c.predict(['a fine film']); "
+            "print('textlstm.training.trainer' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"

@@ -40,7 +40,6 @@ from .training.device import resolve_device, setup_threads
 from .training.freezing import run_freeze
 from .training.lm import check_compatible, load_encoder, start_from_encoder
 from .training.objectives import class_weights_for
-from .training.trainer import Trainer
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -115,6 +114,8 @@ class TextClassifier:
             fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
             fingerprint["case_fallback"] = cfg.vocab.case_fallback
         start = time.perf_counter()
+        from .training.trainer import Trainer  # here: loading and predicting never import the loop
+
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=weights, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
                           callbacks=callbacks, freeze_encoder=bool(cfg.embeddings.encoder))
@@ -148,6 +149,8 @@ class TextClassifier:
         check_known_labels(corpus.labels, index, f"fine-tuning data {data}")
         train_data = EncodedDataset.encode(corpus.tokens, self.vocab_, corpus.labels, index)
         weights = (self.meta_ or {}).get("class_weights")
+        from .training.trainer import Trainer
+
         Trainer(self.model_, cfg, train_data, None, n_labels=len(self.classes_), callbacks=callbacks,
                 class_weights=None if weights is None else torch.tensor(weights, dtype=torch.float32)).fit()
         self.model_.eval()

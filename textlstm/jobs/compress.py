@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ def compress(model_dir: str | os.PathLike, out: str | os.PathLike, options: Comp
     if opts.prune > 0:
         result.steps += _prune(clf, opts, evaluator, threads, callbacks)
     if opts.quantize != "none":
-        clf.config.model.quantization = opts.quantize
+        clf.config = replace(clf.config, model=replace(clf.config.model, quantization=opts.quantize))
         clf.model_ = quantize_model(clf.model_, opts.quantize)
         # the zeros of the float weights it was quantised from
         result.steps.append(_row(opts.quantize, clf.model_, evaluator, callbacks, zeros=result.steps[-1].zero_share))

@@ -39,7 +39,6 @@ from ..model.artifact import Artifact, load_artifact, save_artifact
 from ..model.network import TextLSTM, expected_shapes
 from . import distributed
 from .freezing import run_freeze
-from .trainer import Trainer
 
 KIND = "bilm-encoder"
 PREFIXES = ("embedding.", "encoder.")
@@ -162,6 +161,8 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     torch.manual_seed(cfg.train.seed)
     model = BiLM(cfg.model, len(vocab), torch.from_numpy(matrix) if matrix is not None else None)
     settings = dataclasses.replace(run_freeze(cfg.train, pretrained=False, purpose="pretrain-lm"), device="cpu")
+    from .trainer import Trainer  # here: a classifier that loads an encoder never imports the loop
+
     result = Trainer(model, settings, train, val, objective=LanguageModelling(), callbacks=callbacks).fit()
     history = [{**h, "train_perplexity": math.exp(h["train_loss"])} for h in result.history]
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()
