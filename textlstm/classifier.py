@@ -28,9 +28,8 @@ from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .data.vocab import Vocab
 from .embeddings.builtin import builtin
-from .embeddings.matrix import Source, vocab_and_vectors, with_sources
+from .embeddings.matrix import Embedded, VectorsArg, vocab_and_vectors, with_sources
 from .errors import ConfigError, DataError, NotFittedError
-from .embeddings.matrix import VectorsArg as Vectors
 from .metrics import evaluate as evaluate_predictions
 from .model.artifact import Artifact, load_artifact, save_artifact
 from .model.infer import predict_logits, softmax
@@ -59,7 +58,7 @@ class TextClassifier:
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[Any], *, val_texts: Sequence[str] | None = None,
-            val_labels: Sequence[Any] | None = None, vectors: Vectors = None,
+            val_labels: Sequence[Any] | None = None, vectors: VectorsArg = None,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
             callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train on in-memory texts; `val_*` or a stratified `data.val_split` of the training data
@@ -72,7 +71,7 @@ class TextClassifier:
                                 checkpoint_dir, resume, callbacks)
 
     def train(self, data: str | os.PathLike, *, val: str | os.PathLike | None = None,
-              vectors: Vectors = None, checkpoint_dir: str | os.PathLike | None = None,
+              vectors: VectorsArg = None, checkpoint_dir: str | os.PathLike | None = None,
               resume: bool = False, callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train from files in any supported format (see `textlstm.data`)."""
         tok = Tokenizer(self.config.tokenizer)
@@ -128,7 +127,7 @@ class TextClassifier:
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
                       "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
-                      "coverage": "; ".join(_coverage_lines(run.sources)) or None,
+                      "coverage": run.embedded and run.embedded.coverage_summary(),
                       "vector_sources": [src.record() for src in run.sources]}
         self.sources_ = run.sources
         self.coverage_ = run.sources[0].coverage if run.sources else None  # the first source's
@@ -264,12 +263,6 @@ def sources_id(sources: Sequence[str]) -> str | list[str] | None:
     return None if not ids else ids[0] if len(ids) == 1 else ids
 
 
-def _coverage_lines(sources: list[Source]) -> list[str]:
-    if len(sources) == 1:
-        return [sources[0].coverage.summary()]
-    return [f"{s.name} (columns {s.start}-{s.stop - 1}): {s.coverage.summary()}" for s in sources]
-
-
 def _stratified_split(tokens, labels, share: float, seed: int):
     counts = Counter(labels)
     n_val = math.ceil(share * len(labels))  # as scikit-learn rounds a share
@@ -291,7 +284,11 @@ class TrainingStart:
     train_data: EncodedDataset
     model: TextLSTM  # freshly seeded, embeddings from the vectors or the encoder
     class_weights: torch.Tensor | None  # None unless train.class_weights = "balanced"
-    sources: list[Source]  # the vector sources, their columns and coverage
+    embedded: Embedded | None  # the vocabulary and vector sources (None: from an encoder)
+
+    @property
+    def sources(self):  # -> list[Source]: each source's columns and coverage
+        return self.embedded.sources if self.embedded else []
 
 
 def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Sequence[str], classes: list[str],
@@ -300,16 +297,15 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
     seeded model and the class weights, and the settings the run uses; `cfg` is not changed."""
     counts = Counter(t for toks in tokens for t in toks)
     cfg = with_sources(cfg, vectors)
-    sources: list[Source] = []
+    embedded = None
     if cfg.embeddings.encoder:
         vocab, model = _from_encoder(cfg, counts, len(classes), callbacks)
         pretrained = True
     else:
         embedded = vocab_and_vectors(cfg, counts, callbacks)
-        vocab, matrix, sources = embedded.vocab, embedded.matrix, embedded.sources
+        cfg = embedded.settings(cfg)  # the sources decide the embedding dimension
+        vocab, matrix = embedded.vocab, embedded.matrix
         pretrained = matrix is not None
-        if pretrained and embedded.dim != cfg.model.embedding_dim:  # the sources decide it
-            cfg = replace(cfg, model=replace(cfg.model, embedding_dim=embedded.dim))
         torch.manual_seed(cfg.train.seed)
         model = TextLSTM(cfg.model, len(vocab), len(classes),
                          torch.from_numpy(matrix) if matrix is not None else None)
@@ -319,7 +315,7 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
         cfg = replace(cfg, train=train)
     train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
     weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
-    return TrainingStart(cfg, vocab, train_data, model, weights, sources)
+    return TrainingStart(cfg, vocab, train_data, model, weights, embedded)
 
 
 def _from_encoder(cfg: Config, counts: Counter, n_labels: int, callbacks):

@@ -28,12 +28,14 @@ TextFieldOpt = typer.Option(None, "--text-field", help="Column/key holding the t
 LabelFieldOpt = typer.Option(None, "--label-field", help="Column/key holding the label (detected when omitted).")
 EncodingOpt = typer.Option(None, "--encoding", help="Text encoding of the data files (default utf-8), e.g. latin-1.")
 BadLinesOpt = typer.Option(None, "--on-bad-lines", help="'error' (the default) stops at the first bad line; 'skip' skips, counts and reports.")
+
+
 def _check_vectors(values: Optional[list[str]]) -> Optional[list[str]]:
     """Each --vectors is a built-in name or a file that exists (a usage error otherwise)."""
-    from ..embeddings.builtin import BUILTINS
+    from ..embeddings.builtin import BUILTINS, builtin
 
     for value in values or []:
-        if value not in BUILTINS and not os.path.exists(value):
+        if builtin(value) is None and not os.path.exists(value):
             raise typer.BadParameter(f"{value!r} does not exist and is not a built-in source "
                                      f"({', '.join(BUILTINS)}; see `textlstm vectors list`).")
     return values or None

@@ -58,6 +58,19 @@ class Embedded:
     def dim(self) -> int | None:
         return None if self.matrix is None else int(self.matrix.shape[1])
 
+    def settings(self, cfg: Config) -> Config:
+        """`cfg` with `model.embedding_dim` as the sources make it (unchanged without sources)."""
+        if self.dim is None or self.dim == cfg.model.embedding_dim:
+            return cfg
+        return replace(cfg, model=replace(cfg.model, embedding_dim=self.dim))
+
+    def coverage_summary(self) -> str | None:
+        """One coverage line per source (named, with its columns, when there are several)."""
+        if len(self.sources) == 1:
+            return self.sources[0].coverage.summary()
+        return "; ".join(f"{s.name} (columns {s.start}-{s.stop - 1}): {s.coverage.summary()}"
+                         for s in self.sources) or None
+
 
 def vocab_and_vectors(cfg: Config, counts: Counter, callbacks: list[Callback] | None = None) -> Embedded:
     """The vocabulary of token `counts` under `cfg.vocab`, and the stacked embedding matrix of

@@ -13,6 +13,7 @@ from ..classifier import TextClassifier
 from ..config import Config
 from ..data.corpora import DEFAULT_CORPUS
 from ..data.readers import read_dataset
+from ..embeddings.matrix import VectorsArg
 from ..training import distributed
 
 
@@ -24,7 +25,7 @@ class TrainJob:
     data: Path
     val: Path | None
     test: Path | None
-    vectors: list[str] | None  # None: the settings' embeddings.vectors
+    vectors: VectorsArg  # a source or several; None: the settings' embeddings.vectors
     out: Path
     resume: bool = False
     overwrite: bool = False
@@ -36,8 +37,7 @@ class TrainJob:
             data = DEFAULT_CORPUS / "train.tsv"
             val = val or DEFAULT_CORPUS / "dev.tsv"
             test = test or DEFAULT_CORPUS / "test.tsv"
-        sources = None if not vectors else [str(v) for v in ([vectors] if isinstance(vectors, (str, Path)) else vectors)]
-        return cls(Path(data), val and Path(val), test and Path(test), sources, Path(out), **kw)
+        return cls(Path(data), val and Path(val), test and Path(test), vectors or None, Path(out), **kw)
 
     @property
     def checkpoint_dir(self) -> Path:

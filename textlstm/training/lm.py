@@ -151,9 +151,8 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     counts = Counter(t for toks in corpus.tokens for t in toks)
     cfg = with_sources(cfg, vectors)  # recorded in the encoder's config.json
     embedded = vocab_and_vectors(cfg, counts, callbacks)
+    cfg = embedded.settings(cfg)  # the sources decide the embedding dimension
     vocab, matrix = embedded.vocab, embedded.matrix
-    if matrix is not None and embedded.dim != cfg.model.embedding_dim:  # the sources decide it
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, embedding_dim=embedded.dim))
     encoded = EncodedDataset.encode(corpus.tokens, vocab)
     train_idx, val_idx = _split(len(encoded), cfg.train.seed)
     train = EncodedDataset([encoded.ids[i] for i in train_idx], None)
@@ -168,7 +167,8 @@ def pretrain_lm(data: str | os.PathLike, out_dir: str | os.PathLike, cfg: Config
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()
                if k.startswith(PREFIXES)}
     meta = {"kind": KIND, "history": history, "best_epoch": result.best_epoch, "n_texts": len(train),
-            "n_val_texts": len(val), "vector_sources": [src.record() for src in embedded.sources],
+            "n_val_texts": len(val), "coverage": embedded.coverage_summary(),
+            "vector_sources": [src.record() for src in embedded.sources],
             "vectors": cfg.embeddings.vectors or None}
     return save_artifact(out_dir, Artifact(cfg.to_dict(), [], vocab, tensors, meta)), history
 
