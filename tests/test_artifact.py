@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import safetensors.torch
 import torch
 
 from textlstm.atomic import (
@@ -97,12 +96,16 @@ def test_saves_into_an_empty_directory(tmp_path):
 # -- atomicity ----------------------------------------------------------------------------------
 
 def test_crash_while_writing_keeps_previous_model(model, monkeypatch):
-    def crash(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"half a file")
-        raise OSError("disk full")
+    real_write = Path.write_bytes
 
-    monkeypatch.setattr(safetensors.torch, "save_file", crash)
-    with pytest.raises(OSError, match="disk full"):
+    def crash(self, data):
+        if self.name == "model.safetensors":
+            real_write(self, data[:len(data) // 2])
+            raise OSError("the cable came loose")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", crash)
+    with pytest.raises(OSError, match="cable"):
         save_artifact(model, make_artifact(seed=1))
     assert_same(load_artifact(model), make_artifact())
     assert clean_stale_temps(model.parent) == [] and temps(model.parent) == []
@@ -135,10 +138,14 @@ def run_killed_save(src: Path, dst: Path, patch: str) -> None:
 def test_killed_writer_leaves_previous_model_and_a_removable_temp(tmp_path, model):
     other = save_artifact(tmp_path / "other", make_artifact(seed=1))
     run_killed_save(other, model, textwrap.dedent("""
-        def die(tensors, filename, metadata=None):
-            open(filename, "wb").write(b"partial")
-            os._exit(9)
-        safetensors.torch.save_file = die"""))
+        from pathlib import Path
+        real = Path.write_bytes
+        def die(self, data):
+            if self.name == "model.safetensors":
+                real(self, data[:100])
+                os._exit(9)
+            return real(self, data)
+        Path.write_bytes = die"""))
     assert_same(load_artifact(model), make_artifact())
     left = [p for p in model.parent.iterdir() if ".tmp-" in p.name]
     assert len(left) == 1 and left[0].is_dir()

@@ -12,6 +12,7 @@ A writer killed half way leaves only such a temporary, which `clean_stale_temps`
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -21,11 +22,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import ModelFileError
+from .errors import DiskFullError, ModelFileError
 
 log = logging.getLogger(__name__)
 
 _TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+$")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def disk_space(path: str | os.PathLike, kept: str = "nothing was replaced") -> Iterator[None]:
+    """Turn a write that runs out of disk space (or quota) into one `DiskFullError` naming
+    `path` and saying what was kept; every other error passes through unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE or isinstance(exc, DiskFullError):
+            raise
+        raise DiskFullError(f"No space left on the device while writing {path} ({kept}). "
+                            "Free some space and run again.") from None
 
 
 def temp_sibling(path: str | os.PathLike) -> Path:
@@ -123,7 +138,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write instead of `path`.
 
     On success the temporary (a file, or a directory the caller created) is flushed to disk and
-    renamed onto `path`; on any exception it is removed and `path` is left as it was.
+    renamed onto `path`; on any exception it is removed and `path` is left as it was. Running
+    out of disk space is a `DiskFullError` that names `path`.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -134,18 +150,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     tmp = temp_sibling(target)
-    try:
-        yield tmp
-        if tmp.is_dir():
-            fsync_tree(tmp)
-            swap_dir(tmp, target)
-        else:
-            fsync_file(tmp)
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
-    except BaseException:
-        remove_path(tmp)
-        raise
+    with disk_space(target, f"{target.name} is as it was" if target.exists() else "nothing was written"):
+        try:
+            yield tmp
+            if tmp.is_dir():
+                fsync_tree(tmp)
+                swap_dir(tmp, target)
+            else:
+                fsync_file(tmp)
+                os.replace(tmp, target)
+                fsync_dir(target.parent)
+        except BaseException:
+            remove_path(tmp)
+            raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

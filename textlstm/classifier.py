@@ -32,7 +32,7 @@ from .embeddings.matrix import Embedded, VectorsArg, vocab_and_vectors, with_sou
 from .errors import ConfigError, DataError, NotFittedError
 from .metrics import evaluate as evaluate_predictions
 from .model.artifact import Artifact, load_artifact, save_artifact
-from .model.infer import predict_logits, softmax
+from .model.infer import predict_logits, predict_top, softmax
 from .model.network import TextLSTM, expected_shapes
 from .model.quantize import float_state_dict, is_quantized, quantize_model
 from .training.device import resolve_device, setup_threads
@@ -43,6 +43,29 @@ from .training.objectives import class_weights_for
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
     return expected_shapes(ModelConfig(**config["model"]), vocab_size, n_labels)
+
+
+MAX_LABELS = 1000  # labels allowed without data.max_labels
+
+
+def check_label_count(classes: Sequence[str], n_examples: int, max_labels: int = 0) -> None:
+    """Refuse, before any training, a label set that cannot be meant: fewer than two labels,
+    more than `MAX_LABELS` (or `max_labels` when set), or, unless `max_labels` is set, more
+    than 20 labels with fewer than two examples each on average — the sign of a label column
+    that holds ids or texts."""
+    n_labels = len(classes)
+    if n_labels < 2:
+        found = f"only the label {classes[0]!r}" if classes else "no examples"
+        raise DataError(f"Training needs at least two classes; the training data has {found} "
+                        f"({n_examples:,} examples).")
+    limit = max_labels or MAX_LABELS
+    sparse = not max_labels and n_labels > 20 and 2 * n_labels > n_examples
+    if n_labels > limit or sparse:
+        why = (f"more than {limit:,}" if n_labels > limit else
+               f"{n_examples / n_labels:.2f} examples per label on average")
+        raise DataError(f"The training data has {n_labels:,} distinct labels for {n_examples:,} "
+                        f"examples ({why}): is the label column right (--label-field)? If these "
+                        f"labels are meant, allow them with --set data.max_labels={max(n_labels, 2)}.")
 
 
 class TextClassifier:
@@ -87,15 +110,15 @@ class TextClassifier:
     def _read(self, path, tok: Tokenizer, callbacks):
         corpus = load_corpus(path, self.config.data, tok)
         self.reports_.append(corpus.report)
+        if not corpus.tokens:  # the report says why: empty, a header only, blank, all skipped
+            raise DataError(f"No examples to train or validate on: {corpus.report.summary()}.")
         say(callbacks, corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
         return corpus
 
     def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks):
         cfg = self.config.validate()
         classes = label_order(set(labels))
-        if len(classes) < 2:
-            raise DataError(f"Training needs at least two classes; the training data has only "
-                            f"{classes or 'no labels'} ({len(labels)} examples).")
+        check_label_count(classes, len(labels), cfg.data.max_labels)
         if val is None and cfg.data.val_split > 0:
             tokens, labels, val = _stratified_split(tokens, labels, cfg.data.val_split, cfg.train.seed)
         index = {c: i for i, c in enumerate(classes)}
@@ -172,21 +195,25 @@ class TextClassifier:
         self.check_fitted()
         return EncodedDataset.encode(list(self.tokenizer.pipe(texts)), self.vocab_)
 
-    def _run(self, texts: Iterable[str], batch_size: int, attention: bool = False):
-        data = self.encode(texts)
+    def _ready(self) -> torch.device:
         if getattr(self, "_device", None) is None:  # once: torch's thread count is process-wide
             setup_threads(self.config.train.threads)
             self._device = resolve_device(self.config.train.device)
             self.model_.to(self._device)
-        return predict_logits(self.model_, data, batch_size, self._device, attention)
+        return self._device
+
+    def _run(self, texts: Iterable[str], batch_size: int, attention: bool = False):
+        data = self.encode(texts)
+        return predict_logits(self.model_, data, batch_size, self._ready(), attention)
 
     def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:
         """Class probabilities `(n, len(classes_))`; the same for any batch size."""
         return softmax(self._run(texts, batch_size)[0])
 
     def predict(self, texts: Iterable[str], batch_size: int = 256) -> list[str]:
-        proba = self.predict_proba(texts, batch_size)
-        return [self.classes_[i] for i in proba.argmax(axis=1)]
+        """The most probable label of each text (memory: one batch's scores at a time)."""
+        data = self.encode(texts)
+        return [self.classes_[i] for i in predict_top(self.model_, data, batch_size, self._ready())]
 
     def explain(self, texts: Iterable[str]) -> list[dict[str, Any]]:
         """Per text: its tokens with attention weights, the predicted label and probabilities."""

@@ -3,6 +3,8 @@ overrides; unknown keys and invalid values are `ConfigError`s that list what is 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ class DataConfig:
     encoding: str = "utf-8"
     on_bad_lines: str = _choice("error", "skip", default="error")
     val_split: float = 0.1  # stratified share of train used for validation when no --val file
+    max_labels: int = 0  # 0: refuse over 1,000 labels or >20 labels averaging <2 examples; N: allow up to N
 
 
 @dataclass
@@ -165,15 +168,24 @@ class Config:
                     f"Use {', '.join(POOLINGS)} joined with '+'."
                 )
         positives = {"model.embedding_dim": m.embedding_dim, "model.hidden_size": m.hidden_size,
-                     "model.num_layers": m.num_layers, "train.epochs": t.epochs,
-                     "train.batch_size": t.batch_size, "train.lr": t.lr, "train.base_batch_size": t.base_batch_size,
-                     "train.bucket_chunk": t.bucket_chunk, "vocab.min_freq": self.vocab.min_freq}
+                     "model.num_layers": m.num_layers, "model.attention_dim": m.attention_dim,
+                     "train.epochs": t.epochs, "train.batch_size": t.batch_size, "train.lr": t.lr,
+                     "train.base_batch_size": t.base_batch_size, "train.bucket_chunk": t.bucket_chunk,
+                     "vocab.min_freq": self.vocab.min_freq, "vocab.max_size": self.vocab.max_size}
         for key, value in positives.items():
             if value <= 0:
                 raise ConfigError(f"{key} must be positive, got {value}.")
+        non_negatives = {"data.max_labels": self.data.max_labels, "model.head_hidden": m.head_hidden, "tokenizer.max_tokens": self.tokenizer.max_tokens,
+                         "train.weight_decay": t.weight_decay, "train.l1": t.l1,
+                         "train.clip_norm": t.clip_norm, "train.embedding_lr_mult": t.embedding_lr_mult,
+                         "train.freeze_epochs": t.freeze_epochs, "train.patience": t.patience,
+                         "train.eval_every": t.eval_every, "train.threads": t.threads}
+        for key, value in non_negatives.items():
+            if value < 0:
+                raise ConfigError(f"{key} must be 0 or more, got {value}.")
         for key, value in {"model.dropout": m.dropout, "model.embedding_dropout": m.embedding_dropout,
                            "model.word_dropout": m.word_dropout,
-                           "train.label_smoothing": t.label_smoothing,
+                           "train.label_smoothing": t.label_smoothing, "train.momentum": t.momentum,
                            "data.val_split": self.data.val_split, "train.warmup": t.warmup,
                            "train.ema_decay": t.ema_decay}.items():
             if not 0 <= value < 1:
@@ -191,6 +203,10 @@ def parse_literal(text: str) -> Any:
 def set_value(cfg: Config, dotted: str, value: Any, source: str = "config") -> None:
     section, _, key = dotted.partition(".")
     if section not in SECTIONS or not key:
+        close = difflib.get_close_matches(section, SECTIONS, n=1) if key else []
+        if close:
+            raise ConfigError(f"Unknown setting {dotted!r} in {source}. Did you mean "
+                              f"{close[0]}.{key}? Sections: {', '.join(SECTIONS)}.")
         raise ConfigError(
             f"Unknown setting {dotted!r} in {source}. Sections: {', '.join(SECTIONS)} "
             "(write section.key, e.g. train.lr)."
@@ -198,8 +214,10 @@ def set_value(cfg: Config, dotted: str, value: Any, source: str = "config") -> N
     obj = getattr(cfg, section)
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" Did you mean {section}.{close[0]}?" if close else ""
         raise ConfigError(
-            f"Unknown setting {dotted!r} in {source}. Keys of [{section}]: {', '.join(fields)}."
+            f"Unknown setting {dotted!r} in {source}.{hint} Keys of [{section}]: {', '.join(fields)}."
         )
     f = fields[key]
     setattr(obj, key, _coerce(f, getattr(obj, key), value, dotted, source))
@@ -238,7 +256,10 @@ def _coerce(f: dataclasses.Field, current: Any, value: Any, dotted: str, source:
         if base == "float":
             if isinstance(value, bool):
                 raise TypeError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{dotted} = {value!r} in {source} must be a finite number.")
+            return number
         if base == "str":
             if not isinstance(value, str):
                 raise TypeError

@@ -33,6 +33,10 @@ class NotFittedError(TextLSTMError, _SklearnNotFittedError):
     scikit-learn's `NotFittedError` (a `ValueError` and an `AttributeError`)."""
 
 
+class DiskFullError(TextLSTMError, OSError):
+    """A write ran out of disk space (or quota); what the path held before is intact."""
+
+
 class TrainingError(TextLSTMError):
     """Training cannot go on (non-finite loss, mismatched resume, ...)."""
 

@@ -34,9 +34,13 @@ def _check_inputs(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence
                             f"Known labels: {', '.join(labels)}.")
 
 
+MAX_CONFUSION_LABELS = 200
+
+
 def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro/micro/weighted F1, macro precision and recall, per-class scores and the
-    confusion matrix (rows true, columns predicted, both in `labels` order).
+    confusion matrix (rows true, columns predicted, both in `labels` order; None for more than
+    `MAX_CONFUSION_LABELS` labels).
 
     A class never predicted (or never seen) scores 0 rather than warning; it still counts in
     the macro averages, as in scikit-learn."""
@@ -57,7 +61,9 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
         "macro_f1": mf, "micro_f1": uf, "weighted_f1": wf,
         "macro_precision": mp, "macro_recall": mr,
         "per_class": per_class,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        # labels x labels: left out beyond MAX_CONFUSION_LABELS, where it would dwarf the rest
+        "confusion_matrix": (confusion_matrix(y_true, y_pred, labels=labels).tolist()
+                             if len(labels) <= MAX_CONFUSION_LABELS else None),
         "labels": labels,
         "n": len(y_true),
     }
@@ -94,9 +100,13 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Confusion matrix coloured by the share of each true class, annotated with counts."""
+def plot_confusion(report: dict[str, Any], path: str | os.PathLike) -> Path | None:
+    """Confusion matrix coloured by the share of each true class, annotated with counts; None
+    (nothing written) when the report has no matrix (too many labels)."""
     import numpy as np
+
+    if report.get("confusion_matrix") is None:
+        return None
 
     labels, counts = report["labels"], np.asarray(report["confusion_matrix"], dtype=float)
     totals = counts.sum(axis=1, keepdims=True)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Union
 
-from ..errors import DataError
+from ..errors import DataError, where
 from .lines import chomp, decode_error, iter_lines
 from .records import ReadReport
 
@@ -52,24 +53,28 @@ def _find(columns: list[str], names: Iterable[str]) -> str | None:
     return next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
 
 
-def _resolve_fields(columns: list[str], opts: Options, rep: ReadReport, path: Path,
+def _resolve_fields(columns: list[str], opts: Options, rep: ReadReport, path: Path, line: int,
                     noun: str = "Column") -> tuple[str, str | None]:
-    """The text and label field names: given (exactly or up to case) or found by common name."""
+    """The text and label field names: given (exactly or up to case) or found by common name.
+    The chosen name must not be ambiguous: no other field may match it the same way."""
     listing = ", ".join(c if len(c) <= 40 else c[:37] + "..." for c in columns) or "(none)"
     hint = " The first row is read as the header." if noun == "Column" else ""
 
     def pick(given: str | None, names: tuple[str, ...], role: str, required: bool) -> str | None:
         if given is not None:
-            found = given if given in columns else _find(columns, [given])
+            exact = given in columns
+            found = given if exact else _find(columns, [given])
             if found is None:
                 raise DataError(f"{noun} {given!r} not found in {path}. {noun}s: {listing}. "
                                 f"Use --{role}-field.")
-            return found
-        found = _find(columns, names)
-        if found is None and required:
-            raise DataError(f"No {role} {noun.lower()} found in {path}. {noun}s: {listing}. "
-                            f"Known {role} names: {', '.join(names)}.{hint} "
-                            "Use --text-field/--label-field.")
+        else:
+            exact, found = False, _find(columns, names)
+            if found is None and required:
+                raise DataError(f"No {role} {noun.lower()} found in {path}. {noun}s: {listing}. "
+                                f"Known {role} names: {', '.join(names)}.{hint} "
+                                "Use --text-field/--label-field.")
+        if found is not None:
+            _check_unique(columns, found, exact, role, noun, where(path, line))
         return found
 
     text = pick(opts.text_field, TEXT_NAMES, "text", True)
@@ -80,6 +85,26 @@ def _resolve_fields(columns: list[str], opts: Options, rep: ReadReport, path: Pa
     rep.text_field, rep.label_field = text, label
     rep.fields_detected = opts.text_field is None or (opts.label_field is None and label is not None)
     return text or "", label
+
+
+def _check_unique(columns: list[str], name: str, exact: bool, role: str, noun: str,
+                  at: str) -> None:
+    """`DataError` if other fields have the chosen name (exactly, or up to case and spaces
+    when it was matched that way): reading the first of them would be a silent guess."""
+    key = name if exact else name.strip().lower()
+    same = [(i, c) for i, c in enumerate(columns, 1) if (c if exact else c.strip().lower()) == key]
+    if len(same) < 2:
+        return
+    where_ = "the header" if noun == "Column" else "the first JSON object"
+    numbers = ", ".join(str(i) for i, _ in same[:-1]) + f" and {same[-1][0]}"
+    both, one = ("both", "one") if len(same) == 2 else ("all", "all but one")
+    ambiguous = f"so the {role} {noun.lower()} is ambiguous. Rename {one} of them"
+    if len({c for _, c in same}) == 1:
+        raise DataError(f"{at}: {noun.lower()}s {numbers} of {where_} are {both} named {key!r}, "
+                        f"{ambiguous}, or choose another {noun.lower()} with --{role}-field.")
+    named = ", ".join(repr(c) for _, c in same)
+    raise DataError(f"{at}: {noun.lower()}s {numbers} of {where_} ({named}) {both} match {key!r}, "
+                    f"{ambiguous}, or pass --{role}-field with the exact name.")
 
 
 def _label(value: str) -> str | None:
@@ -118,11 +143,11 @@ def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts:
     for start, end, row in rows:
         if isinstance(row, Bad):
             yield src, start, row
-        elif row in ([], [""]):
-            continue  # blank line
+        elif row in ([], [""]) or (header is None and not "".join(row).strip()):
+            rep.n_blank += 1  # a blank line (or, before the header, one of only spaces)
         elif header is None:
             header = row
-            text, label = _resolve_fields(row, opts, rep, path)
+            text, label = _resolve_fields(row, opts, rep, path, start)
             ti, li = row.index(text), (None if label is None else row.index(label))
         elif len(row) != len(header):
             spans = f"; the record runs over lines {start}-{end}: is a quote unbalanced?"
@@ -132,14 +157,35 @@ def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts:
             yield src, start, (row[ti], None if li is None else _label(row[li]))
 
 
+class _Repeated(dict):
+    """A JSON object with a repeated key (plain `json.loads` keeps the last value silently);
+    `counts` maps each repeated key to how often it appears."""
+
+    counts: dict[str, int]
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    repeated = _Repeated(obj)
+    repeated.counts = {k: n for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+    return repeated
+
+
+# one decoder for every line: `json.loads(s, object_pairs_hook=...)` would build one per call
+_decode_json = json.JSONDecoder(object_pairs_hook=_json_object).decode
+
+
 def _parse_jsonl(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
     src, fields = str(path), None
     for n, raw in iter_lines(path, opts.encoding):
         line = chomp(raw)
         if not line.strip(" \t\r"):
+            rep.n_blank += 1
             continue
         try:
-            obj = json.loads(line)
+            obj = _decode_json(line)
         except (ValueError, RecursionError) as exc:  # also huge integers and deep nesting
             where_ = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             hint = _JSON_ARRAY_HINT if n == 1 and line.strip() in ("[", "{") else ""
@@ -150,12 +196,14 @@ def _parse_jsonl(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]
             yield src, n, Bad("not a JSON object", f"got {type(obj).__name__}{hint}")
             continue
         if fields is None:
-            fields = _resolve_fields(list(obj), opts, rep, path, noun="Field")
+            fields = _resolve_fields(list(obj), opts, rep, path, n, noun="Field")
         yield src, n, _json_record(obj, *fields, opts.labelled)
 
 
 def _json_record(obj: dict, text_key: str, label_key: str | None,
                  labelled: bool) -> Bad | tuple[str, str | None]:
+    if type(obj) is _Repeated:
+        return _json_repeated(obj, text_key, label_key, labelled)
     if text_key not in obj:
         return Bad("missing text", f"no {text_key!r} field")
     text = obj[text_key]
@@ -167,6 +215,19 @@ def _json_record(obj: dict, text_key: str, label_key: str | None,
             return label
         label = None
     return text or "", label  # null text counts as empty text
+
+
+def _json_repeated(obj: _Repeated, text_key: str, label_key: str | None,
+                   labelled: bool) -> Bad | tuple[str, str | None]:
+    """A repeated text key is a bad line, and so is a repeated label key unless labels are
+    optional (then the label is dropped, as a malformed one is); other keys may repeat."""
+    for key in (text_key, label_key):
+        if key in obj.counts and (key == text_key or labelled):
+            return Bad("repeated field", f"{key!r} appears {obj.counts[key]} times; keep one")
+    plain = dict(obj)
+    if label_key in obj.counts:
+        del plain[label_key]
+    return _json_record(plain, text_key, label_key, labelled)
 
 
 def _json_label(value: object) -> str | Bad | None:
@@ -187,6 +248,7 @@ def _parse_fasttext(path: Path, opts: Options, rep: ReadReport) -> Iterator[Reco
     for n, raw in iter_lines(path, opts.encoding):
         line = chomp(raw)
         if not line:
+            rep.n_blank += 1
             continue
         m = _FASTTEXT.match(line)
         labels = m.group(1).split() if m else []
@@ -204,6 +266,8 @@ def _parse_text(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
     for n, raw in iter_lines(path, opts.encoding):
         if line := chomp(raw):
             yield src, n, (line, None)
+        else:
+            rep.n_blank += 1
 
 
 def _parse_folder(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:

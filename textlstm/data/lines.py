@@ -1,5 +1,10 @@
 """Bytes to lines for the data readers: plain or gzip files, decoded one line at a time, with
-errors that name the file, the line and the byte offset."""
+errors that name the file, the line and the byte offset.
+
+Lines end in `\\n` (or `\\r\\n`). A file whose first 64 KiB hold a `\\r` but no `\\n` has the
+lone-`\\r` line ends of classic Mac OS and old spreadsheet exports: it is split on `\\r`, `\\r\\n`
+and `\\n` alike, so every format reads it line by line. Other files pay only for that sniff.
+"""
 from __future__ import annotations
 
 import codecs
@@ -24,11 +29,39 @@ def first_bytes(path: Path) -> bytes:
         return b""  # reading the file will say what is wrong with it
 
 
+_SNIFF = 1 << 16  # bytes read to tell lone-\r line ends from \n ones
+_BLOCK = 1 << 16
+
+
 def _guarded(fh: IO[bytes], path: Path) -> Iterator[bytes]:
     try:
-        yield from fh
+        yield from _raw_lines(fh)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path} is not a valid gzip file or is truncated ({exc}).") from None
+
+
+def _raw_lines(fh: IO[bytes]) -> Iterator[bytes]:
+    """The file's lines with their ends: split on `\\n`, or on `\\r` too when the start of the
+    file has a `\\r` but no `\\n` (so a quoted `\\r` in a `\\n` file stays inside its line)."""
+    head = fh.read(_SNIFF)
+    fh.seek(0)
+    if b"\r" in head and b"\n" not in head:
+        return _cr_lines(fh)
+    return iter(fh)
+
+
+def _cr_lines(fh: IO[bytes]) -> Iterator[bytes]:
+    """Lines ending in `\\r`, `\\r\\n` or `\\n`, read a block at a time."""
+    pending: list[bytes] = []  # the unfinished last line, in pieces (a line can be huge)
+    while block := fh.read(_BLOCK):
+        if b"\r" not in block and b"\n" not in block:
+            pending.append(block)
+            continue
+        lines = b"".join([*pending, block]).splitlines(keepends=True)
+        pending = [lines.pop()]  # may be unfinished, or a \r whose \n starts the next block
+        yield from lines
+    if pending:
+        yield b"".join(pending)
 
 
 def decode_error(path: Path, line: int, offset: int, bad: bytes, encoding: str) -> DataError:
@@ -66,7 +99,7 @@ def _wide_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
 
 
 def chomp(line: str) -> str:
-    """The line without its `\\n` or `\\r\\n`; nothing else changes."""
+    """The line without its `\\n`, `\\r\\n` or `\\r`; nothing else changes."""
     if line.endswith("\n"):
         return line[:-2] if line.endswith("\r\n") else line[:-1]
-    return line
+    return line[:-1] if line.endswith("\r") else line

@@ -1,9 +1,12 @@
 """Readers for CSV, TSV, JSON lines, fastText, folder-per-class and plain-text data (`.gz` too).
 
-Files stream line by line and are never loaded whole. Fields stay the strings written in the
-file; a bad line fails with `file:line` and what was expected, is skipped and counted, or
-(`on_bad_lines="report"`, for prediction jobs that owe one row per record) comes through as an
-`Example` whose `error` says what is wrong.
+Files stream line by line and are never loaded whole; lines may end in `\\n`, `\\r\\n` or (old Mac
+files) a lone `\\r`. Fields stay the strings written in the file; a bad line fails with
+`file:line` and what was expected, is skipped and counted, or (`on_bad_lines="report"`, for
+prediction jobs that owe one row per record) comes through as an `Example` whose `error` says
+what is wrong. A header that repeats the name of the text or label column is an error, a JSON
+line that repeats the text or label key is a bad line, and a read that meets no record at all
+says why in `ReadReport.empty_reason()`.
 
 >>> examples, report = read_dataset("data/train.tsv")  # doctest: +SKIP
 >>> report.summary()  # doctest: +SKIP
@@ -173,7 +176,7 @@ def _read(path: Path, fmt: str, opts: Options, rep: ReadReport) -> Iterator[Exam
         else:
             raise DataError(f"{where(source, line)}: {item.reason}{detail}; {_EXPECTED[fmt]}. "
                             "Fix the line or pass --on-bad-lines skip.")
-    if rep.skipped or rep.reported:
+    if rep.skipped or rep.reported or not rep.n_records:  # bad lines, or an empty file
         log.warning("%s", rep.summary())
 
 

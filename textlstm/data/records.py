@@ -24,7 +24,9 @@ class ReadReport:
 
     `read_examples(..., report=r)` fills it as examples stream; once read,
     `n_records == n_kept + sum(skipped.values()) + sum(reported.values())`, where `reported`
-    counts the bad records passed on as error examples (`on_bad_lines="report"`).
+    counts the bad records passed on as error examples (`on_bad_lines="report"`). Blank lines
+    are not records; `n_blank` counts them. A read that met no record says why in
+    `empty_reason()`.
     """
 
     path: str = ""
@@ -34,14 +36,34 @@ class ReadReport:
     fields_detected: bool = False  # a field was chosen by its name: callers should say which
     n_records: int = 0
     n_kept: int = 0
+    n_blank: int = 0  # blank lines passed over (before a header: lines of only spaces too)
     skipped: Counter = field(default_factory=Counter)
     reported: Counter = field(default_factory=Counter)
     examples_of_skips: list[tuple[str, int | None, str]] = field(default_factory=list)
 
+    def empty_reason(self) -> str | None:
+        """Why a finished read met no record at all: "the file is empty", "the file has only a
+        header row" or "every line is blank"; None once it met any record, kept or not (then
+        `summary()` says why records were skipped).
+
+        >>> ReadReport(path="x.csv").empty_reason()
+        'the file is empty'
+        """
+        if self.n_records:
+            return None
+        if self.text_field is not None:  # only a CSV/TSV header chooses fields without a record
+            return "the file has only a header row"
+        return "every line is blank" if self.n_blank else "the file is empty"
+
     def summary(self) -> str:
-        """One line, e.g. "read 6920 examples from x.tsv (text='sentence', label='label')"."""
+        """One line, e.g. "read 6920 examples from x.tsv (text='sentence', label='label')", or
+        "read 0 examples from x.tsv: the file is empty"."""
         fields = (f"text={self.text_field!r}, label={self.label_field!r}"
                   if self.text_field else self.format)
+        empty = self.empty_reason()
+        if empty is not None:
+            chosen = f" ({fields})" if self.text_field else ""
+            return f"read 0 examples from {self.path}{chosen}: {empty}"
         out = f"read {self.n_kept} examples from {self.path} ({fields})"
         if self.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())

@@ -44,7 +44,7 @@ from .tokenize import RULES_VERSION, Tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _PREFIX = "corpus-"
 _ENTRY = re.compile(r"^corpus-[A-Za-z0-9._-]*-[0-9a-f]{32}$")
 _TEMP = re.compile(r"^\.corpus-.*\.tmp-\d+-[0-9a-f]+$")  # `atomic.temp_sibling` of an entry

@@ -38,7 +38,10 @@ _SPACE_LIKE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f]")  # other whitespace, co
 MAX_RUN = 100  # longest whitespace-free run spaCy sees; its affix loop is quadratic in it
 _LONG_RUN = re.compile(rf"(?<!\S)\S{{{MAX_RUN + 1},}}")  # tried at run starts only: linear
 _CHARS_PER_TOKEN = 50  # generous: English averages ~5 characters per token
-RULES_VERSION = 2  # bump when cleaning or splitting changes: it invalidates cached tokens
+# The most tokens any text gives (training and prediction alike), whatever `max_tokens` says:
+# memory stays bounded and the LSTM kernel's limit (2**20 steps) is never reached.
+MAX_TEXT_TOKENS = 100_000
+RULES_VERSION = 3  # bump when cleaning or splitting changes: it invalidates cached tokens
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
 
@@ -57,6 +60,7 @@ class Tokenizer:
     def __init__(self, config: TokenizerConfig):
         self.config = config
         _validate(config)
+        self.limit = config.max_tokens or MAX_TEXT_TOKENS
         self._split = (_spacy_split(config.lang, config.lower) if config.kind == "spacy"
                        else _regex_split(config.lower))
 
@@ -97,14 +101,14 @@ class Tokenizer:
         return unicodedata.normalize("NFC", text)
 
     def tokenize(self, text: str) -> list[str]:
-        """The tokens of `text`, truncated to `config.max_tokens` (0: no limit) keeping the head,
-        the tail or half of each (head+tail; the head gets the odd one).
+        """The tokens of `text`, truncated to `config.max_tokens` (0: `MAX_TEXT_TOKENS`) keeping
+        the head, the tail or half of each (head+tail; the head gets the odd one).
 
         With a limit, only generous pieces at the kept end(s) of a long text are split (cut at a
         space, so the tokens are those of the whole text), which keeps enormous texts fast."""
         text = self.clean(text)
-        limit = self.config.max_tokens
-        if limit > 0 and len(text) > _CHARS_PER_TOKEN * limit:
+        limit = self.limit
+        if len(text) > _CHARS_PER_TOKEN * limit:
             tokens = self._split_ends(text, limit)
             if tokens is not None:
                 return tokens
@@ -134,8 +138,8 @@ class Tokenizer:
         return _pooled(self, itertools.chain(head, stream), batch_size, workers)
 
     def _truncate(self, tokens: list[str]) -> list[str]:
-        limit = self.config.max_tokens
-        if limit <= 0 or len(tokens) <= limit:
+        limit = self.limit
+        if len(tokens) <= limit:
             return tokens
         head, tail = self._shares(limit)
         return tokens[:head] + tokens[len(tokens) - tail:]
@@ -192,8 +196,10 @@ def _validate(config: TokenizerConfig) -> None:
         value = getattr(config, f.name)
         if choices and value not in choices:
             raise ConfigError(f"tokenizer.{f.name} = {value!r} is not allowed. Allowed: {', '.join(choices)}.")
-    if isinstance(config.max_tokens, bool) or not isinstance(config.max_tokens, int) or config.max_tokens < 0:
-        raise ConfigError(f"tokenizer.max_tokens must be an integer >= 0 (0: no limit), got {config.max_tokens!r}.")
+    m = config.max_tokens
+    if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= MAX_TEXT_TOKENS:
+        raise ConfigError(f"tokenizer.max_tokens must be an integer from 0 to {MAX_TEXT_TOKENS:,} "
+                          f"(0: up to {MAX_TEXT_TOKENS:,}, the most any text gives), got {m!r}.")
 
 
 def _spacy_split(lang: str, lower: bool) -> Callable[[str], list[str]]:

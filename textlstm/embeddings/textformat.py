@@ -69,7 +69,7 @@ def text_layout(path: Path, fh: IO[bytes],
     start = 1 if header is None else 2
     if header is not None:
         line = fh.readline()
-    dim = _infer_dim(line.split())
+    dim = _infer_dim(line.split(), path, start)
     if dim == 0:
         raise VectorsError(f"{where(path, start)}: expected a word and numbers, "
                            f"found {line[:50]!r}.")
@@ -84,7 +84,9 @@ def scan(path: Path, lines: Iterator[tuple[int, bytes]], dim: int,
     """Yield (line number, word, stripped line, index of the space before the numbers) for each
     non-blank line, checking that each has at least `dim` + 1 fields. Fields are separated by
     single spaces (as gensim requires); the numbers are the last `dim` fields, so words may
-    contain spaces. Only C-level byte methods run on every line."""
+    contain spaces (glove.840B has ". . ."), but no part of a word after its first may be a
+    number: that is a line with too many numbers. Only C-level byte methods run on every line;
+    the rare lines with more spaces than `dim` pay for that check."""
     for lineno, line in lines:
         body = line.rstrip()
         spaces = body.count(b" ")
@@ -96,20 +98,39 @@ def scan(path: Path, lines: Iterator[tuple[int, bytes]], dim: int,
             raise VectorsError(f"{where(path, lineno)}: expected a word and {dim} numbers, "
                                f"found {fields} fields.{hint}")
         pos = body.find(b" ")
-        for _ in range(spaces - dim):  # a word with spaces
-            pos = body.find(b" ", pos + 1)
+        if spaces > dim:  # a word with spaces
+            for _ in range(spaces - dim):
+                pos = body.find(b" ", pos + 1)
+            _check_spaced_word(path, lineno, body, pos, dim)
         word = body[:pos]
         if hashes is not None:
             hashes.append(hash(word))
         yield lineno, word, body, pos
 
 
+def _check_spaced_word(path: Path, lineno: int, body: bytes, pos: int, dim: int) -> None:
+    parts = body[:pos].split(b" ")
+    if not any(_is_number(p) for p in parts[1:]):
+        return
+    n = _infer_dim(body.split(b" "))
+    if n > dim:
+        word = b" ".join(body.split(b" ")[:-n])
+        raise VectorsError(f"{where(path, lineno)}: expected a word and {dim} numbers, found "
+                           f"{n} numbers after {_show(word)}.")
+    raise VectorsError(f"{where(path, lineno)}: the word {_show(body[:pos])} contains a number "
+                       "after its first part; words may contain spaces but not numbers after "
+                       "their first part.")
+
+
 def _parse_numbers(text: bytes, dim: int, path: Path, lineno: int) -> np.ndarray:
-    """Parse as gensim does: decimal -> float64 (correctly rounded) -> float32; finite only."""
+    """Parse as gensim does: decimal -> float64 (correctly rounded) -> float32; finite only,
+    and plain decimal or exponent notation (numpy, like float(), also takes "1_0" as 10)."""
     try:
         vec = np.array(text.split(), dtype=np.float64)
     except ValueError as exc:
         raise VectorsError(f"{where(path, lineno)}: {exc}.") from None
+    if b"_" in text:
+        _reject_underscore(path, lineno, text.split())
     if len(vec) != dim or not np.isfinite(vec).all():
         raise VectorsError(f"{where(path, lineno)}: expected {dim} finite numbers after the word, "
                            f"found {text[:50].decode('utf-8', 'replace')!r}...")
@@ -134,16 +155,39 @@ def header_line(line: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _infer_dim(fields: list[bytes]) -> int:
-    """The number of trailing fields that are numbers, leaving at least one for the word."""
+def _infer_dim(fields: list[bytes], path: Path | None = None, lineno: int = 1) -> int:
+    """The number of trailing fields that are numbers, leaving at least one for the word.
+    With `path`, numbers written with underscores are an error there."""
     dim = 0
     for f in reversed(fields[1:]):
-        try:
-            float(f)
-        except ValueError:
+        if not _is_number(f):
             break
         dim += 1
+    if path is not None and dim:
+        _reject_underscore(path, lineno, fields[-dim:])
     return dim
+
+
+def _is_number(field: bytes) -> bool:
+    """Whether a field reads as a number (nan, inf and 1_0 included: they are numbers in the
+    wrong spelling, not parts of words)."""
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _reject_underscore(path: Path, lineno: int, fields: list[bytes]) -> None:
+    bad = next((f for f in fields if b"_" in f), None)
+    if bad is not None:
+        raise VectorsError(f"{where(path, lineno)}: {_show(bad)} is not a plain decimal number; "
+                           "numbers in vectors files are written like 0.25, -1.5e-03 (no "
+                           "underscores).")
+
+
+def _show(text: bytes) -> str:
+    return repr(text[:50].decode("utf-8", "replace"))
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Text formats take a fast path (`textformat.py`): the file is streamed once and numbers are
 parsed only on the lines whose word the vocabulary needs. Training our own vectors is in
-`word2vec.py`. Binary formats go through gensim (fastText `.bin` also gives subword vectors).
+`word2vec.py`. Binary formats go through gensim (fastText `.bin` also gives subword vectors)
+once `binformat.py` has checked their counts against the file's size.
 
 >>> vectors = load_vectors("glove.6B.100d.txt", vocab, expected_dim=100)  # doctest: +SKIP
 >>> vectors.matrix.shape, vectors.coverage.summary()                      # doctest: +SKIP
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -20,6 +22,7 @@ import numpy as np
 
 from ..data.vocab import PAD_ID, UNK_ID, Vocab
 from ..errors import VectorsError, where
+from .binformat import FASTTEXT_MAGIC, check_fasttext_bin, check_word2vec_bin
 from .builtin import builtin, builtin_matrix, builtin_words
 from .textformat import READ_ERRORS, Rows, check_dim, from_text, header_line, reading, scan, text_layout
 
@@ -27,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 VECTOR_FORMATS = ("glove", "word2vec", "word2vec-bin", "fasttext-vec", "fasttext-bin")
 TEXT_FORMATS = ("glove", "word2vec", "fasttext-vec")
-_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+_FASTTEXT_MAGIC = FASTTEXT_MAGIC.to_bytes(4, "little")
 
 
 @dataclass
@@ -179,11 +182,13 @@ def _gensim_load(path: Path, fmt: str, encoding: str):  # -> gensim KeyedVectors
 
     if not path.is_file():
         raise VectorsError(f"Vectors file {path} does not exist.")
+    # gensim trusts the file's counts (huge allocations, endless loops): check them first.
+    (check_fasttext_bin if fmt == "fasttext-bin" else check_word2vec_bin)(path)
     try:
         if fmt == "fasttext-bin":
             return load_facebook_vectors(str(path), encoding=encoding)
         return KeyedVectors.load_word2vec_format(str(path), binary=True, encoding=encoding)
-    except (*READ_ERRORS, ValueError, AssertionError, UnicodeDecodeError) as exc:
+    except (*READ_ERRORS, ValueError, AssertionError, UnicodeDecodeError, struct.error) as exc:
         raise VectorsError(f"Cannot read {path} as {fmt} vectors: {exc}") from exc
 
 

@@ -24,16 +24,19 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 import torch
 
-from ..atomic import atomic_write_text, fsync_dir
+from ..atomic import atomic_write_text, disk_space, fsync_dir
 from ..classifier import TextClassifier
 from ..config import DataConfig
 from ..data.readers import Example, ReadReport, read_data
 from ..data.tokencache import content_hash
 from ..errors import ConfigError, DataError
+from ..locks import exclusive
 
 OUTPUT_FORMATS = ("csv", "jsonl")
 SIDECAR_VERSION = 1
 _HEAD_BYTES = 1 << 20  # the input's first MiB is hashed: cheap, and catches rewritten files
+_CHUNK_CHARS = 1 << 25  # characters of text per chunk (32 Mi), beyond a single record
+_CHUNK_SCORES = 1 << 24  # probabilities per chunk (texts x labels: 64 MiB of float32)
 
 
 @dataclass
@@ -110,10 +113,19 @@ def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path
     """
     data = data or DataConfig()
     output = Path(output_path)
-    fmt = output_format(output)
+    output_format(output)  # a bad name fails before anything is locked
     if chunk_size < 1 or batch_size < 1:
         raise ConfigError(f"chunk_size and batch_size must be at least 1; got {chunk_size} and "
                           f"{batch_size}.")
+    with exclusive(output, "--output"):  # from the first check to the rename
+        return _predict_file(clf, input_path, output, data, chunk_size, batch_size, model_id,
+                             resume, overwrite)
+
+
+def _predict_file(clf: TextClassifier, input_path: str | os.PathLike, output: Path, data: DataConfig,
+                  chunk_size: int, batch_size: int, model_id: str | None, resume: bool,
+                  overwrite: bool) -> JobSummary:
+    fmt = output_format(output)
     _check_output(output, resume, overwrite)
     report = ReadReport()
     examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report)
@@ -126,10 +138,14 @@ def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path
     if resume:
         start = _resume_point(output, partial, sidecar, job)
     else:
-        start = _start(partial, sidecar, job, _header(fmt, clf.classes_))
-    rows = _chunks(itertools.islice(examples, start.rows, None), chunk_size)
-    done = _append(partial, sidecar, job, start,
-                   (_render(clf, chunk, fmt, batch_size) for chunk in rows))
+        with disk_space(partial):
+            start = _start(partial, sidecar, job, _header(fmt, clf.classes_))
+    # a chunk's probabilities stay under _CHUNK_SCORES floats however many labels there are
+    rows = _chunks(itertools.islice(examples, start.rows, None),
+                   max(1, min(chunk_size, _CHUNK_SCORES // len(clf.classes_))))
+    with disk_space(partial, "the rows written so far are kept: pass --resume to go on"):
+        done = _append(partial, sidecar, job, start,
+                       (_render(clf, chunk, fmt, batch_size) for chunk in rows))
     _finish(partial, sidecar, output, overwrite)
     return JobSummary(done.rows, output, report, done.errors, start.rows)
 
@@ -217,8 +233,17 @@ def _finish(partial: Path, sidecar: Path, output: Path, overwrite: bool) -> None
 
 
 def _chunks(items: Iterable[Example], size: int) -> Iterator[list[Example]]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
+    """Lists of at most `size` examples and, past the first, at most `_CHUNK_CHARS` characters
+    of text: a few enormous records do not pile up in memory."""
+    chunk: list[Example] = []
+    chars = 0
+    for ex in items:
+        if chunk and (len(chunk) >= size or chars + len(ex.text) > _CHUNK_CHARS):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(ex)
+        chars += len(ex.text)
+    if chunk:
         yield chunk
 
 
@@ -266,5 +291,5 @@ def _jsonl_writer(out: IO[str], classes: list[str]) -> Callable[[Example, Any], 
         if proba is not None:
             row["label"] = classes[int(proba.argmax())]
             row["proba"] = {c: round(float(x), 6) for c, x in zip(classes, proba)}
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
     return write

@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import check_output_dir
+from ..atomic import check_output_dir, remove_path
 from ..callbacks import Callback
 from ..classifier import TextClassifier
 from ..config import Config
 from ..data.corpora import DEFAULT_CORPUS
 from ..data.readers import read_dataset
 from ..embeddings.matrix import VectorsArg
+from ..errors import TrainingError
+from ..locks import exclusive
 from ..training import distributed
+from ..training.checkpoint import CHECKPOINT
 
 
 BUNDLED_PRESET = "small-sentiment"  # the settings of a run on the bundled corpus (no data, no settings)
@@ -57,7 +60,30 @@ def evaluate_file(clf: TextClassifier, path: Path) -> dict[str, Any]:
 
 
 def run_train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None = None) -> TrainJobResult:
+    """Train, evaluate and save as `job` says, holding the lock of `job.out` (and so of its
+    checkpoints) throughout: a second job on the same output fails at once. Under torchrun
+    rank 0 holds it for all ranks."""
+    if not distributed.is_main_process():
+        return _train_job(cfg, job, callbacks)
+    with exclusive(job.out, "--out"):
+        return _train_job(cfg, job, callbacks)
+
+
+def _check_unfinished(job: TrainJob) -> None:
+    """An interrupted run's checkpoint is continued (--resume) or deliberately dropped
+    (--overwrite), never silently replaced by a new run."""
+    if job.resume or not (job.checkpoint_dir / CHECKPOINT).exists():
+        return
+    if not job.overwrite:
+        raise TrainingError(f"An interrupted run left {job.checkpoint_dir / CHECKPOINT}; pass --resume "
+                            "to continue it, or --overwrite to start again (its checkpoint is discarded).")
+    remove_path(job.checkpoint_dir)
+
+
+def _train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None) -> TrainJobResult:
     check_output_dir(job.out, job.overwrite)
+    if distributed.is_main_process():
+        _check_unfinished(job)
     clf = TextClassifier(cfg)
     clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
               resume=job.resume, callbacks=callbacks)

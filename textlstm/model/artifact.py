@@ -85,10 +85,27 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+def label_problem(labels: Any) -> str | None:
+    """What is wrong with a model's label list (saving and loading check the same), or None."""
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        return f"labels must be a list of strings, got {labels!r}"
+    seen: set[str] = set()
+    twice = [x for x in labels if x in seen or seen.add(x)]
+    if twice:
+        return f"labels must be unique, but {', '.join(map(repr, dict.fromkeys(twice)))} occur more than once"
+    return None
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity."""
+    return [name for name, t in tensors.items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def _config_json(artifact: Artifact) -> str:
-    labels = artifact.labels
-    if not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
-        raise ModelFileError(f"Model labels must be unique strings, got {artifact.labels!r}.")
+    problem = label_problem(list(artifact.labels))
+    if problem:
+        raise ModelFileError(f"Cannot save the model: {problem}.")
     doc = {"format_version": FORMAT_VERSION, "textlstm_version": _version("textlstm") or "0+unknown",
            "library_versions": library_versions(), "config": artifact.config,
            "labels": list(artifact.labels), "meta": artifact.meta}
@@ -124,7 +141,8 @@ def _write_files(tmp: Path, artifact: Artifact, config_text: str) -> None:
     (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
     artifact.vocab.save(tmp / VOCAB_FILE)
     tensors = {name: t.detach().cpu().contiguous() for name, t in artifact.tensors.items()}
-    safetensors.torch.save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": "pt"})
+    # Serialised in memory and written by Python, so that a full disk is an OSError like any other.
+    (tmp / TENSORS_FILE).write_bytes(safetensors.torch.save(tensors, metadata={"format": "pt"}))
     manifest = {"format_version": FORMAT_VERSION,
                 "files": {name: _file_record(tmp / name) for name in CHECKED_FILES}}
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -161,6 +179,10 @@ def save_artifact(directory: str | os.PathLike, artifact: Artifact) -> Path:
         target = target.resolve()
     _check_target(target)
     config_text = _config_json(artifact)
+    bad = non_finite(artifact.tensors)
+    if bad:
+        raise ModelFileError(f"Refusing to save a model whose weights are not finite ({', '.join(bad[:5])} "
+                             "hold NaN or infinity): training diverged; lower train.lr.")
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in clean_stale_temps(target.parent):
         log.warning("removed %s left by an interrupted save", stale)
@@ -209,9 +231,9 @@ def _read_config(path: Path) -> dict:
     missing = [key for key in REQUIRED_KEYS if key not in doc]
     if missing:
         raise ModelFileError(f"{path} lacks the keys {', '.join(missing)}; the model file is corrupt.")
-    labels = doc["labels"]
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ModelFileError(f"{path}: 'labels' must be a list of strings, got {labels!r}.")
+    problem = label_problem(doc["labels"])
+    if problem:
+        raise ModelFileError(f"{path}: {problem}; the model file is corrupt.")
     for key in ("config", "meta"):
         if not isinstance(doc[key], dict):
             raise ModelFileError(f"{path}: {key!r} must be a JSON object, got {type(doc[key]).__name__}.")
@@ -219,6 +241,9 @@ def _read_config(path: Path) -> dict:
 
 
 def _verify_manifest(root: Path) -> None:
+    """Cheap checks first (every file's size against the manifest, the safetensors layout
+    against its size), then the SHA-256 of each file: a forged 20 GB file fails in
+    milliseconds, not after a minute of hashing."""
     files = _read_json(root / MANIFEST_FILE, "checksums").get("files")
     if not isinstance(files, dict):
         raise ModelFileError(f"{root / MANIFEST_FILE} has no 'files' table; the model file is corrupt.")
@@ -229,10 +254,15 @@ def _verify_manifest(root: Path) -> None:
         if not isinstance(want, dict):
             raise ModelFileError(f"{root / MANIFEST_FILE} lists no checksum for {name}; the model file is corrupt.")
         size = path.stat().st_size
-        if size != want.get("size") or _file_record(path)["sha256"] != want.get("sha256"):
-            raise ModelFileError(
-                f"{path} failed its checksum ({size} bytes, manifest says {want.get('size')}): "
-                "the file is corrupt or was modified.")
+        if size != want.get("size"):
+            raise ModelFileError(f"{path} failed its checksum: it has {size} bytes, {MANIFEST_FILE} "
+                                 f"says {want.get('size')}; the file is corrupt or was modified.")
+    check_safetensors_header(root / TENSORS_FILE)
+    for name in CHECKED_FILES:
+        path = root / name
+        if file_sha256(path) != files[name].get("sha256"):
+            raise ModelFileError(f"{path} failed its checksum ({path.stat().st_size} bytes): "
+                                 "the file is corrupt or was modified.")
 
 
 def _unsafe(path: Path, detail: str, head: bytes = b"") -> ModelFileError:
@@ -327,12 +357,15 @@ def load_artifact(directory: str | os.PathLike, *, expected_shapes: ShapeFn | No
     doc = _read_config(root / CONFIG_FILE)
     _verify_manifest(root)
     path = root / TENSORS_FILE
-    check_safetensors_header(path)
     vocab = Vocab.load(root / VOCAB_FILE)
     try:
         tensors = safetensors.torch.load_file(str(path))
     except (safetensors.SafetensorError, RuntimeError, ValueError, OSError) as exc:
         raise ModelFileError(f"Cannot read tensors from {path}: {exc}") from exc
+    bad = non_finite(tensors)
+    if bad:
+        raise ModelFileError(f"{path}: the weights {', '.join(bad[:5])} hold NaN or infinity; the "
+                             "model is corrupt (or was saved by a diverged run) and cannot predict.")
     if expected_shapes is not None:
         try:
             expected = expected_shapes(doc["config"], len(vocab), len(doc["labels"]))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
 from pathlib import Path
@@ -24,8 +25,10 @@ def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Pa
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT
+    buffer = io.BytesIO()  # serialised in memory: a full disk is then an OSError (no
+    torch.save(payload, buffer)  # "unexpected pos" from torch's zip writer), reported as such
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return path
 
 

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from ..data.batching import EncodedDataset
-from ..model.infer import predict_logits
+from ..model.infer import logit_batches
 from . import distributed
 
 
@@ -66,12 +66,17 @@ class Classification:
         return self.loss_fn(logits.float(), labels) * (weight / self._normalizer(batch))
 
     def validate(self, model, data, device, dist):
+        """Batch by batch (each rank its contiguous share), keeping only each text's top label
+        and the summed loss: memory does not grow with texts x labels."""
         part = data.subset(distributed.shard(np.arange(len(data)), dist)) if dist.enabled else data
-        logits, _ = predict_logits(model, part, 256, device)  # each rank predicts its share
-        logits = np.concatenate(distributed.gather(logits, dist))
+        pred, loss = np.empty(len(part), dtype=np.int64), 0.0
+        for index, logits, _, _ in logit_batches(model, part, 256, device):
+            pred[index] = logits.argmax(dim=1).numpy()
+            loss += float(nn.functional.cross_entropy(
+                logits, torch.from_numpy(part.labels[index]), reduction="sum"))
+        pred = np.concatenate(distributed.gather(pred, dist))
+        loss = distributed.all_sum([loss], dist)[0] / max(1, len(data))
         y = data.labels
-        pred = logits.argmax(axis=1)
-        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
         record = {"val_loss": loss, "val_accuracy": float(accuracy_score(y, pred)),
                   "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
                                                  zero_division=0))}

@@ -240,11 +240,7 @@ class Trainer:
             [float(loss.detach()), float(lens.sum()) * weight, float(bool(self.stop_requested))], self.dist)
         value += float(penalty.detach())
         if not math.isfinite(value):
-            raise TrainingError(
-                f"Non-finite loss ({value}) at epoch {epoch}, step {step} (batch of examples "
-                f"{', '.join(map(str, batch[:8]))}{', ...' if len(batch) > 8 else ''}). "
-                f"{'The last checkpoint is intact' if self.checkpoint_dir else 'Nothing was saved'}; "
-                "lower train.lr or set train.clip_norm.")
+            raise self._diverged(f"Non-finite loss ({value})", epoch, step, batch)
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; each rank's share of the global mean is scaled back up.
         self.scaler.scale(loss * self.dist.world_size + penalty).backward()
@@ -253,11 +249,30 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self._check_weights(epoch, step, batch)
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
         if self.average is not None:
             self.average.update_parameters(self.model)
         return value, int(tokens), stops > 0
+
+    def _check_weights(self, epoch: int, step: int, batch: np.ndarray) -> None:
+        """After an update every trained weight must be finite (one sum per tensor; a NaN or an
+        infinity anywhere makes its tensor's sum non-finite)."""
+        trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if trained and torch.isfinite(torch.stack([p.detach().sum() for _, p in trained]).sum()):
+            return
+        bad = [n for n, p in trained if not torch.isfinite(p.detach()).all()]
+        if bad:
+            raise self._diverged(f"Non-finite weights ({', '.join(bad[:3])}"
+                                 f"{', ...' if len(bad) > 3 else ''}) after the update", epoch, step, batch)
+
+    def _diverged(self, what: str, epoch: int, step: int, batch: np.ndarray) -> TrainingError:
+        return TrainingError(
+            f"{what} at epoch {epoch}, step {step} (batch of examples "
+            f"{', '.join(map(str, batch[:8]))}{', ...' if len(batch) > 8 else ''}). "
+            f"{'The last checkpoint is intact' if self.checkpoint_dir else 'Nothing was saved'}; "
+            "lower train.lr or set train.clip_norm.")
 
     # -- validation, early stopping, freezing ----------------------------------------------
     def _validate(self, epoch: int, mid_epoch: bool = False) -> tuple[dict[str, Any], float | None]:
