@@ -27,6 +27,7 @@ class DataConfig:
     on_bad_lines: str = _choice("error", "skip", default="error")
     val_split: float = 0.1  # stratified share of train used for validation when no --val file
     max_labels: int = 0  # 0: refuse over 1,000 labels or >20 labels averaging <2 examples; N: allow up to N
+    label_names: list[str] = field(default_factory=list)  # "raw=name" pairs: labels as read -> as shown
 
 
 @dataclass
