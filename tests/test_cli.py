@@ -122,10 +122,15 @@ def test_corpora_list_names_the_recipes():
 
 def test_a_bad_flag_value_is_reported_under_the_flag_typed(tmp_path):
     data = write_tsv(tmp_path / "t.tsv", ROWS)
-    for flag, value in [("--format", "xml"), ("--on-bad-lines", "ignore"), ("--scale-lr", "cubic")]:
+    # a usage error (exit 2) naming the flag, found before any data is read
+    for flag, value, says in [("--format", "xml", "'xml' is not allowed"), ("--on-bad-lines", "ignore", "not allowed"),
+                              ("--scale-lr", "cubic", "not allowed"), ("--batch-size", "0", "must be positive"),
+                              ("--lr", "nan", "finite"), ("--val-split", "1.5", "[0, 1)")]:
         res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), flag, value])
-        assert res.exit_code == 1, res.output
-        assert f"in {flag} is not allowed" in res.output and "--set" not in res.output
+        assert res.exit_code == 2, res.output
+        text = " ".join(res.output.replace("│", " ").split())
+        assert f"Invalid value for {flag}: " in text and says in text and "--set" not in text, text
+        assert "train." not in text and "data." not in text, text
 
 
 def test_flags_not_given_leave_the_config_files_settings_alone(tmp_path):

@@ -140,6 +140,23 @@ def evaluation_table(report: dict[str, Any], title: str = "Evaluation") -> Table
     return table
 
 
+CONFUSION_TABLE_LABELS = 10  # beyond this the matrix no longer reads as a table in a terminal
+
+
+def confusion_table(report: dict[str, Any]) -> Table | None:
+    """Rows true, columns predicted, counts; None beyond `CONFUSION_TABLE_LABELS` labels."""
+    labels, counts = report["labels"], report.get("confusion_matrix")
+    if counts is None or len(labels) > CONFUSION_TABLE_LABELS:
+        return None
+    table = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    table.add_column("true \\ predicted")
+    for label in labels:
+        table.add_column(str(label), justify="right")
+    for label, row in zip(labels, counts):
+        table.add_row(str(label), *(str(n) for n in row))
+    return table
+
+
 def results_table(result: SearchResult) -> Table:
     """One row per setting, best first: its values, mean ± std of macro-F1 and accuracy."""
     folds = f"{result.n_splits} folds" if result.n_splits > 1 else "the validation file"

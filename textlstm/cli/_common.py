@@ -2,25 +2,59 @@
 error handling that turns a `TextLSTMError` into one line on stderr, and settings from options.
 
 Two kinds of errors reach the user. Usage errors (an unknown option, a missing argument, a path
-given to an option that does not exist) are typer's: its usage message and exit code 2. Bad
-input found while working (a malformed file, a setting out of range, a model directory that is
-incomplete) is one `error: …` line on stderr and exit code 1."""
+given to an option that does not exist, a flag's value that is not allowed) are typer's: its
+usage message naming the option, and exit code 2; they are found before any data is read. Bad
+input found while working (a malformed file, a setting out of range in a --config file or a
+--set, a model directory that is incomplete) is one `error: …` line on stderr and exit code 1.
+
+Results (tables, predictions, "model saved to …") go to stdout; progress, logs, warnings and
+errors to stderr. Neither stream is ever hard-wrapped: piped output keeps one line per line."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 
 from ..config import Config, make_config, preset_names, set_value
-from ..errors import TextLSTMError
+from ..errors import ConfigError, TextLSTMError
 from ..training import distributed
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool) -> Console:
+    """Lines are never wrapped (soft wrap), and without a terminal tables are as wide as their
+    content (rich would otherwise fit them, and cut paths, to 80 columns)."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 1000
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 STATE = {"verbose": False}
+
+
+class _PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
+def setup_logging(verbose: bool) -> None:
+    """Logs go to stderr: rich's handler on a terminal, one plain line per record otherwise."""
+    from rich.logging import RichHandler
+
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, force=True, handlers=[handler])
 
 # Options shared by the commands that read data files.
 FormatOpt = typer.Option(None, "--format", help="Data format: auto (the default: from the file name), csv, tsv, jsonl, fasttext, folder, text.")
@@ -72,10 +106,34 @@ def settings(preset: Optional[str] = None, config_file=None, overrides: list[str
     """Defaults, then the preset, the --config file and the --set overrides, then the typed
     values of the flags the user gave; a bad value is reported under the flag's own name."""
     cfg = make_config(preset, config_file, overrides)
-    for flag, (key, value) in (flags or {}).items():
-        if value is not None:
+    given = {key: flag for flag, (key, value) in (flags or {}).items() if value is not None}
+    for key, flag in given.items():
+        value = flags[flag][1]
+        try:
             set_value(cfg, key, value, flag)
-    return cfg.validate()
+        except ConfigError as exc:  # "data.format = 'xml' in --format is not allowed. ..."
+            raise typer.BadParameter(str(exc).replace(f"{key} = {value!r} in {flag} ", f"{value!r} ", 1),
+                                     param_hint=flag) from None
+    try:
+        return cfg.validate()
+    except ConfigError as exc:  # "train.batch_size must be positive, got 0."
+        for key, flag in given.items():
+            if str(exc).startswith(key + " "):
+                raise typer.BadParameter(str(exc).removeprefix(key + " "), param_hint=flag) from None
+        raise
+
+
+def train_flags(epochs: Optional[int], lr: Optional[float], seed: Optional[int],
+                batch_size: Optional[int]) -> Flags:
+    """The shortcuts for the most changed training settings."""
+    return {"--epochs": ("train.epochs", epochs), "--lr": ("train.lr", lr), "--seed": ("train.seed", seed),
+            "--batch-size": ("train.batch_size", batch_size)}
+
+
+EpochsOpt = typer.Option(None, "--epochs", help="Passes over the training data; sets train.epochs.")
+LrOpt = typer.Option(None, "--lr", help="Peak learning rate; sets train.lr.")
+SeedOpt = typer.Option(None, "--seed", help="Random seed (splits, initialisation, batches); sets train.seed.")
+BatchSizeOpt = typer.Option(None, "--batch-size", help="Texts per batch (per process under torchrun); sets train.batch_size.")
 
 
 def data_flags(fmt: Optional[str], text_field: Optional[str], label_field: Optional[str],

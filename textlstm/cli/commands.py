@@ -3,13 +3,11 @@ into typed values, calls one library function and formats the result."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.logging import RichHandler
 from rich.table import Table
 
 from ..classifier import TextClassifier
@@ -18,22 +16,40 @@ from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
 from . import tools as cli_tools
-from ._common import (STATE, BadLinesOpt, EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt, VectorsOpt, data_flags,
-                      err, handle_errors, out, settings)
+from ._common import (STATE, BadLinesOpt, BatchSizeOpt, EncodingOpt, EpochsOpt, FormatOpt, LabelFieldOpt, LrOpt,
+                      SeedOpt, TextFieldOpt, VectorsOpt, data_flags, err, handle_errors, out, settings,
+                      setup_logging, train_flags)
 
 app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 corpora_app = typer.Typer(help="The bundled corpus and recipes for public corpora.", no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
 vectors_app = typer.Typer(help="Built-in pretrained vector sources.", no_args_is_help=True)
 app.add_typer(vectors_app, name="vectors")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from ..model.artifact import library_versions
+        versions = ", ".join(f"{k} {v}" for k, v in library_versions().items() if v)
+        typer.echo(f"textlstm {_textlstm_version()} ({versions})")
+        raise typer.Exit()
+
+
+def _textlstm_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("textlstm")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 @app.callback()
-def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs and tracebacks.")):
+def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs and tracebacks."),
+                 version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                              help="Print the version of textlstm and its libraries, and exit.")):
     STATE["verbose"] = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, force=True,
-                        handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+    setup_logging(verbose)
 
 
 @app.command()
@@ -43,7 +59,8 @@ def train(
     out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
     val: Optional[Path] = typer.Option(None, "--val", exists=True, help="Validation file (default: a stratified split of DATA)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Share of DATA held out for validation when no --val (default 0.1)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per batch (per process under torchrun); sets train.batch_size."),
+    epochs: Optional[int] = EpochsOpt, lr: Optional[float] = LrOpt, seed: Optional[int] = SeedOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
     scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
     test: Optional[Path] = typer.Option(None, "--test", exists=True, help="Test file evaluated with the best model."),
     vectors: Optional[List[str]] = VectorsOpt,
@@ -68,11 +85,11 @@ def train(
         preset = BUNDLED_PRESET  # the bundled corpus: general vectors, small-data settings
     cfg = settings(preset, config_file, overrides, {
         **data_flags(fmt, text_field, label_field, encoding, on_bad_lines),
-        "--val-split": ("data.val_split", val_split), "--batch-size": ("train.batch_size", batch_size),
+        **train_flags(epochs, lr, seed, batch_size), "--val-split": ("data.val_split", val_split),
         "--scale-lr": ("train.lr_scaling", scale_lr),
         "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder))})
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
-    callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(out, cfg.train.epochs)]
+    callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(err, cfg.train.epochs)]
     try:
         result = run_train_job(cfg, job, callbacks)
     finally:
@@ -109,10 +126,17 @@ def evaluate(
         skipped = ", ".join(f"{k!r} ({n})" for k, n in report["skipped_unknown_labels"].items())
         err.print(f"left out examples with labels the model does not know: {skipped}", markup=False)
     out.print(_table(report, f"{data}: {report['n']} examples"))
+    from ..display import confusion_table
+    confusion = confusion_table(report)
+    if confusion is not None:
+        out.print(confusion)
     if json_path:
         write_json(report, json_path)
+        out.print(f"metrics written to {json_path}")
     if plots:
-        plot_confusion(report, Path(plots) / "confusion_matrix.png")
+        written = plot_confusion(report, Path(plots) / "confusion_matrix.png")
+        out.print(f"confusion matrix plot written to {written}" if written else
+                  "no confusion matrix plot: too many labels")
 
 
 @app.command()
@@ -167,16 +191,31 @@ def predict(
 
 @app.command()
 @handle_errors
-def info(model: Path = typer.Argument(..., help="Model directory.")):
-    """Settings, labels, vocabulary size and training metrics of a model."""
-    clf = TextClassifier.load(model)
+def info(model: Path = typer.Argument(..., help="Model directory."),
+         as_json: bool = typer.Option(False, "--json", help="Print the whole config.json (settings, labels, versions, training summary) as JSON.")):
+    """Settings, labels, vocabulary size, library versions and training metrics of a model."""
+    from ..model.artifact import CONFIG_FILE, library_versions
+
+    clf = TextClassifier.load(model)  # verifies the whole directory first
+    doc = json.loads((Path(model) / CONFIG_FILE).read_text(encoding="utf-8"))
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
     meta = clf.meta_
     out.print(f"[bold]{model}[/bold]: labels {', '.join(clf.classes_)}; vocabulary {len(clf.vocab_):,}")
-    table = Table("setting", "value", title="Settings")
+    table = Table("setting", title="Settings")
+    table.add_column("value", overflow="fold")  # folded, never cut: paths are copied from here
     for section, values in clf.config.to_dict().items():
         for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
             table.add_row(f"{section}.{key}" if key else section, str(value))
     out.print(table)
+    now = library_versions()
+    versions = Table("library", "trained with", "installed", title="Versions")
+    trained = {"textlstm": doc.get("textlstm_version"), **(doc.get("library_versions") or {})}
+    now = {"textlstm": _textlstm_version(), **now}
+    for name in dict.fromkeys([*trained, *now]):
+        versions.add_row(name, str(trained.get(name)), str(now.get(name)))
+    out.print(versions)
     summary = {k: v for k, v in meta.items() if k not in ("history", "evaluations")}
     out.print_json(json.dumps(summary, default=str))
     for name, report in meta.get("evaluations", {}).items():
