@@ -77,7 +77,7 @@ def test_csv_output_has_one_row_per_record_with_errors_in_order(clf, jsonl, tmp_
     out = tmp_path / "pred.csv"
     summary = predict_file(clf, jsonl, out, chunk_size=4)
     rows = read_csv(out)
-    assert list(rows[0]) == ["line", "label", "p_neg", "p_pos", "error"]
+    assert list(rows[0]) == ["line", "text", "label", "p_neg", "p_pos", "error"]
     assert [int(r["line"]) for r in rows] == list(range(1, 10))
     for r in rows:
         line = int(r["line"])

@@ -3,7 +3,6 @@ into typed values, calls one library function and formats the result."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,6 +14,7 @@ from ..config import preset_names
 from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
+from . import predicting as cli_predict
 from . import tools as cli_tools
 from ._common import (STATE, BadLinesOpt, BatchSizeOpt, EncodingOpt, EpochsOpt, FormatOpt, LabelFieldOpt, LrOpt,
                       SeedOpt, TextFieldOpt, VectorsOpt, data_flags, err, handle_errors, out, settings,
@@ -141,56 +141,6 @@ def evaluate(
 
 @app.command()
 @handle_errors
-def predict(
-    model: Path = typer.Argument(..., help="Model directory."),
-    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify (or read standard input)."),
-    input_path: Optional[Path] = typer.Option(None, "--input", exists=True, help="File of texts (CSV/TSV/JSONL/fastText/text)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Predictions file (.csv or .jsonl) for --input."),
-    proba: bool = typer.Option(False, "--proba", help="Print class probabilities too."),
-    explain: Optional[Path] = typer.Option(None, "--explain", help="Write an HTML page shading tokens by attention."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --input job from <output>.partial."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
-    fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, encoding: Optional[str] = EncodingOpt,
-):
-    """Predict labels for texts given as arguments, on standard input, or in a file."""
-    from ..jobs.explain import write_html
-    from ..jobs.predict import predict_file
-
-    clf = TextClassifier.load(model)
-    if input_path is not None:
-        if output is None:
-            raise typer.BadParameter("--input needs --output (a .csv or .jsonl file).")
-        cfg = settings(flags=data_flags(fmt, text_field, None, encoding, None))
-        try:
-            summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size,
-                                   resume=resume, overwrite=overwrite)
-        except KeyboardInterrupt:
-            err.print(f"error: interrupted; rerun with --resume to continue from {output}.partial")
-            raise typer.Exit(130) from None
-        err.print(summary.report.summary(), markup=False, highlight=False)
-        out.print(f"wrote {summary.rows} predictions to {summary.output}"
-                  + (f" ({summary.resumed_from} from the interrupted run)" if summary.resumed_from else "")
-                  + (f"; {summary.errors} rows have an error (see the error column)" if summary.errors else ""))
-        return
-    if resume:
-        raise typer.BadParameter("--resume needs --input and --output.")
-    texts = list(texts or [])
-    if not texts and not sys.stdin.isatty():
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise typer.BadParameter("Give texts as arguments, on standard input, or with --input.")
-    probs = clf.predict_proba(texts, batch_size)
-    for text, p in zip(texts, probs):
-        label = clf.classes_[int(p.argmax())]
-        extra = "\t" + " ".join(f"{c}={x:.4f}" for c, x in zip(clf.classes_, p)) if proba else ""
-        typer.echo(f"{label}{extra}\t{text}")  # plain tab-separated lines for scripts
-    if explain:
-        write_html(clf.explain(texts), explain)
-
-
-@app.command()
-@handle_errors
 def info(model: Path = typer.Argument(..., help="Model directory."),
          as_json: bool = typer.Option(False, "--json", help="Print the whole config.json (settings, labels, versions, training summary) as JSON.")):
     """Settings, labels, vocabulary size, library versions and training metrics of a model."""
@@ -284,6 +234,7 @@ def corpora_download(
         out.print(f"wrote {p}")
 
 
+app.command()(cli_predict.predict)
 # Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
 app.command("search")(cli_tools.search)
 app.command("lr-find")(cli_tools.lr_find)

@@ -38,6 +38,7 @@ class Options:
     encoding: str
     on_bad_lines: str
     labelled: bool
+    id_field: str | None = None  # a column/key passed through as `Example.id` (prediction jobs)
 
 
 # what parsers yield: (source, line, (text, label) or Bad)
@@ -139,7 +140,7 @@ def _parse_tsv(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
 def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts: Options,
              rep: ReadReport) -> Iterator[Record]:
     """Records from rows (start line, end line, fields): the first row is the header."""
-    src, header, ti, li = str(path), None, 0, None
+    src, header, ti, li, ii = str(path), None, 0, None, None
     for start, end, row in rows:
         if isinstance(row, Bad):
             yield src, start, row
@@ -149,12 +150,23 @@ def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts:
             header = row
             text, label = _resolve_fields(row, opts, rep, path, start)
             ti, li = row.index(text), (None if label is None else row.index(label))
+            ii = None if opts.id_field is None else row.index(_id_field(row, opts.id_field, path))
         elif len(row) != len(header):
             spans = f"; the record runs over lines {start}-{end}: is a quote unbalanced?"
             yield src, start, Bad("wrong number of fields", f"found {len(row)}, the header has "
                                    f"{len(header)}{spans if end > start else ''}")
-        else:
+        elif ii is None:
             yield src, start, (row[ti], None if li is None else _label(row[li]))
+        else:
+            yield src, start, (row[ti], None if li is None else _label(row[li]), row[ii])
+
+
+def _id_field(columns: list[str], given: str, path: Path) -> str:
+    found = given if given in columns else _find(columns, [given])
+    if found is None:
+        raise DataError(f"Field {given!r} (--id-field) not found in {path}. Fields: "
+                        f"{', '.join(columns) or '(none)'}.")
+    return found
 
 
 class _Repeated(dict):
@@ -178,7 +190,7 @@ _decode_json = json.JSONDecoder(object_pairs_hook=_json_object).decode
 
 
 def _parse_jsonl(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
-    src, fields = str(path), None
+    src, fields, id_key = str(path), None, None
     for n, raw in iter_lines(path, opts.encoding):
         line = chomp(raw)
         if not line.strip(" \t\r"):
@@ -197,7 +209,12 @@ def _parse_jsonl(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]
             continue
         if fields is None:
             fields = _resolve_fields(list(obj), opts, rep, path, n, noun="Field")
-        yield src, n, _json_record(obj, *fields, opts.labelled)
+            id_key = None if opts.id_field is None else _id_field(list(obj), opts.id_field, path)
+        record = _json_record(obj, *fields, opts.labelled)
+        if id_key is not None and not isinstance(record, Bad):
+            value = obj.get(id_key)
+            record = (*record, value if isinstance(value, str) or value is None else json.dumps(value))
+        yield src, n, record
 
 
 def _json_record(obj: dict, text_key: str, label_key: str | None,

@@ -66,7 +66,7 @@ def detect_format(path: PathLike) -> str:
 
 
 def read_data(path: PathLike, data: DataConfig, *, labelled: bool = True, on_bad_lines: str | None = None,
-              report: ReadReport | None = None) -> Iterator[Example]:
+              report: ReadReport | None = None, id_field: str | None = None) -> Iterator[Example]:
     """Stream the examples of a data file (or folder) read as `data` says (format, fields,
     encoding, bad lines), filling `report` as it goes: every reader call goes through here.
 
@@ -76,12 +76,15 @@ def read_data(path: PathLike, data: DataConfig, *, labelled: bool = True, on_bad
     (which overrides `data.on_bad_lines`; prediction jobs owe a row per record) every bad
     record, an empty text too, is yielded in its place as `Example("", None, line, source,
     error=reason)` and counted in `report.reported`. With `labelled=False` labels are kept
-    where present and never required."""
+    where present and never required. `id_field` (csv, tsv, jsonl) passes a column through as
+    `Example.id`."""
     bad_lines = on_bad_lines or data.on_bad_lines
     fmt = _check(Path(path), data.format, data.encoding, bad_lines, labelled)
     rep = report if report is not None else ReadReport()
     rep.path, rep.format = str(path), fmt
-    opts = Options(data.text_field, data.label_field, data.encoding, bad_lines, labelled)
+    if id_field is not None and fmt not in ("csv", "tsv", "jsonl"):
+        raise DataError(f"--id-field needs a file with named fields (csv, tsv, jsonl); {path} is read as {fmt}.")
+    opts = Options(data.text_field, data.label_field, data.encoding, bad_lines, labelled, id_field)
     return _read(Path(path), fmt, opts, rep)
 
 
@@ -158,12 +161,12 @@ def _read(path: Path, fmt: str, opts: Options, rep: ReadReport) -> Iterator[Exam
     for source, line, item in PARSERS[fmt](path, opts, rep):
         rep.n_records += 1
         if not isinstance(item, Bad):
-            text, label = item
+            text, label, *ident = item
             if not text.strip():
                 item = Bad("empty text")
             elif label is not None or not opts.labelled:
                 rep.n_kept += 1
-                yield Example(text, label, line, source)
+                yield Example(text, label, line, source, id=ident[0] if ident else None)
                 continue
             else:
                 item = Bad("missing label", f"{rep.label_field!r} is empty" if rep.label_field else "")

@@ -16,6 +16,7 @@ class Example:
     line: int | None  # 1-based line where the record starts; None for the folder format
     source: str
     error: str | None = None  # why the record is unusable (on_bad_lines="report"); text is ""
+    id: str | None = None  # the value of the reader's id field, when one was asked for
 
 
 @dataclass

@@ -12,15 +12,13 @@ record. A finished job renames the partial file onto `<output>` and removes the 
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import itertools
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -31,8 +29,8 @@ from ..data.readers import Example, ReadReport, read_data
 from ..data.tokencache import content_hash
 from ..errors import ConfigError, DataError
 from ..locks import exclusive
+from .rows import Columns, header, output_format, render
 
-OUTPUT_FORMATS = ("csv", "jsonl")
 SIDECAR_VERSION = 1
 _HEAD_BYTES = 1 << 20  # the input's first MiB is hashed: cheap, and catches rewritten files
 _CHUNK_CHARS = 1 << 25  # characters of text per chunk (32 Mi), beyond a single record
@@ -55,14 +53,6 @@ class _Progress:
     rows: int = 0
     errors: int = 0
     bytes: int = 0
-
-
-def output_format(path: str | os.PathLike) -> str:
-    name = str(path).lower()
-    for fmt in OUTPUT_FORMATS:
-        if name.endswith("." + fmt):
-            return fmt
-    raise DataError(f"Cannot tell the output format of {path}: name it .csv or .jsonl.")
 
 
 def partial_paths(output_path: str | os.PathLike) -> tuple[Path, Path]:
@@ -99,13 +89,15 @@ def input_identity(path: str | os.PathLike) -> dict[str, Any]:
 
 def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path: str | os.PathLike,
                  *, data: DataConfig | None = None, chunk_size: int = 4096, batch_size: int = 256,
-                 model_id: str | None = None, resume: bool = False,
-                 overwrite: bool = False) -> JobSummary:
+                 model_id: str | None = None, resume: bool = False, overwrite: bool = False,
+                 format: str | None = None, id_field: str | None = None) -> JobSummary:
     """Predict every record of `input_path` (CSV, TSV, JSONL, fastText or plain text) into
-    `output_path` (.csv or .jsonl): one row per input record, in order, with the source line,
-    the predicted label, one probability per class and an `error`. A record that cannot be
-    predicted (malformed, no text field, empty text) gets a row with its error and no label.
-    `data.on_bad_lines` is not used: a job accounts for every record.
+    `output_path` (`format`, or from the name: .csv, .jsonl, .txt): one row per input record,
+    in order, with the source line, the text (or the `id_field` value), the gold label when the
+    input has labels, the predicted label, one probability per class and an `error` (see
+    `rows.py`). A record that cannot be predicted (malformed, no text field, empty text) gets a
+    row with its error and no label. `data.on_bad_lines` is not used: a job accounts for every
+    record.
 
     `model_id` names the model in the sidecar (default: `model_fingerprint(clf)`); `resume`
     continues an interrupted job with the same input, model and settings; an existing
@@ -113,41 +105,60 @@ def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path
     """
     data = data or DataConfig()
     output = Path(output_path)
-    output_format(output)  # a bad name fails before anything is locked
+    fmt = output_format(output, format)  # a bad name fails before anything is locked
     if chunk_size < 1 or batch_size < 1:
         raise ConfigError(f"chunk_size and batch_size must be at least 1; got {chunk_size} and "
                           f"{batch_size}.")
     with exclusive(output, "--output"):  # from the first check to the rename
-        return _predict_file(clf, input_path, output, data, chunk_size, batch_size, model_id,
-                             resume, overwrite)
-
-
-def _predict_file(clf: TextClassifier, input_path: str | os.PathLike, output: Path, data: DataConfig,
-                  chunk_size: int, batch_size: int, model_id: str | None, resume: bool,
-                  overwrite: bool) -> JobSummary:
-    fmt = output_format(output)
-    _check_output(output, resume, overwrite)
-    report = ReadReport()
-    examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report)
-    job = {"version": SIDECAR_VERSION, "input": input_identity(input_path),
-           "model": model_id or model_fingerprint(clf), "labels": list(clf.classes_),
-           "reader": {"format": data.format, "text_field": data.text_field,
-                      "encoding": data.encoding},
-           "output_format": fmt}
-    partial, sidecar = partial_paths(output)
-    if resume:
-        start = _resume_point(output, partial, sidecar, job)
-    else:
-        with disk_space(partial):
-            start = _start(partial, sidecar, job, _header(fmt, clf.classes_))
-    # a chunk's probabilities stay under _CHUNK_SCORES floats however many labels there are
-    rows = _chunks(itertools.islice(examples, start.rows, None),
-                   max(1, min(chunk_size, _CHUNK_SCORES // len(clf.classes_))))
-    with disk_space(partial, "the rows written so far are kept: pass --resume to go on"):
-        done = _append(partial, sidecar, job, start,
-                       (_render(clf, chunk, fmt, batch_size) for chunk in rows))
-    _finish(partial, sidecar, output, overwrite)
+        _check_output(output, resume, overwrite)
+        job = {"version": SIDECAR_VERSION, "input": input_identity(input_path),
+               "model": model_id or model_fingerprint(clf), "labels": list(clf.classes_),
+               "reader": {"format": data.format, "text_field": data.text_field,
+                          "label_field": data.label_field, "encoding": data.encoding,
+                          "id_field": id_field}, "output_format": fmt}
+        partial, sidecar = partial_paths(output)
+        if resume:  # the settings first: what differs says more than the read's first error
+            _resume_point(output, partial, sidecar, job)
+        report = ReadReport()
+        examples, cols = read_for_prediction(clf, input_path, data, id_field, report)
+        job["columns"] = cols.record()
+        if resume:
+            start = _resume_point(output, partial, sidecar, job)
+        else:
+            with disk_space(partial):
+                start = _start(partial, sidecar, job, header(fmt, cols))
+        chunks = _chunks(itertools.islice(examples, start.rows, None), _chunk_rows(clf, chunk_size))
+        with disk_space(partial, "the rows written so far are kept: pass --resume to go on"):
+            done = _append(partial, sidecar, job, start,
+                           (render(clf, chunk, fmt, cols, batch_size) for chunk in chunks))
+        _finish(partial, sidecar, output, overwrite)
     return JobSummary(done.rows, output, report, done.errors, start.rows)
+
+
+def predict_stream(clf: TextClassifier, examples: Iterable[Example], fmt: str, cols: Columns, *,
+                   chunk_size: int = 4096, batch_size: int = 256) -> Iterator[str]:
+    """The rows of `examples` as text, chunk by chunk (header first), for standard output or a
+    small file; no partial file, no resume."""
+    yield header(fmt, cols)
+    for chunk in _chunks(examples, _chunk_rows(clf, chunk_size)):
+        yield render(clf, chunk, fmt, cols, batch_size)[0]
+
+
+def read_for_prediction(clf: TextClassifier, input_path: str | os.PathLike, data: DataConfig,
+                        id_field: str | None, report: ReadReport) -> tuple[Iterator[Example], Columns]:
+    """The records of `input_path`, every one (bad ones as error examples), and the columns of
+    their rows: whether the input has labels is seen from its first record."""
+    examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report,
+                         id_field=id_field)
+    first = next(examples, None)
+    gold = report.label_field is not None or (first is not None and first.label is not None)
+    cols = Columns(tuple(clf.classes_), "id" if id_field else "text", gold)
+    return itertools.chain([] if first is None else [first], examples), cols
+
+
+def _chunk_rows(clf: TextClassifier, chunk_size: int) -> int:
+    """A chunk's probabilities stay under _CHUNK_SCORES floats however many labels there are."""
+    return max(1, min(chunk_size, _CHUNK_SCORES // len(clf.classes_)))
 
 
 def _append(partial: Path, sidecar: Path, job: dict[str, Any], done: _Progress,
@@ -245,51 +256,3 @@ def _chunks(items: Iterable[Example], size: int) -> Iterator[list[Example]]:
         chars += len(ex.text)
     if chunk:
         yield chunk
-
-
-# -- rows -------------------------------------------------------------------------------------
-
-def _header(fmt: str, classes: list[str]) -> str:
-    if fmt != "csv":
-        return ""
-    buf = io.StringIO()
-    csv.writer(buf).writerow(["line", "label", *(f"p_{c}" for c in classes), "error"])
-    return buf.getvalue()
-
-
-def _render(clf: TextClassifier, chunk: list[Example], fmt: str,
-            batch_size: int) -> tuple[str, int, int]:
-    """The output rows of one chunk as text, how many rows and how many of them are errors."""
-    good = [ex.text for ex in chunk if ex.error is None]
-    proba = iter(clf.predict_proba(good, batch_size) if good else ())
-    buf = io.StringIO()
-    write = (_csv_writer if fmt == "csv" else _jsonl_writer)(buf, clf.classes_)
-    for ex in chunk:
-        write(ex, None if ex.error is not None else next(proba))
-    return buf.getvalue(), len(chunk), len(chunk) - len(good)
-
-
-def _where(ex: Example) -> int | str:
-    return ex.line if ex.line is not None else ex.source
-
-
-def _csv_writer(out: IO[str], classes: list[str]) -> Callable[[Example, Any], None]:
-    writer = csv.writer(out)
-
-    def write(ex: Example, proba) -> None:
-        if proba is None:
-            writer.writerow([_where(ex), "", *([""] * len(classes)), ex.error])
-        else:
-            writer.writerow([_where(ex), classes[int(proba.argmax())],
-                             *(f"{x:.6f}" for x in proba), ""])
-    return write
-
-
-def _jsonl_writer(out: IO[str], classes: list[str]) -> Callable[[Example, Any], None]:
-    def write(ex: Example, proba) -> None:
-        row = {"line": _where(ex), "label": None, "proba": None, "error": ex.error}
-        if proba is not None:
-            row["label"] = classes[int(proba.argmax())]
-            row["proba"] = {c: round(float(x), 6) for c, x in zip(classes, proba)}
-        out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-    return write
