@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from .callbacks import Callback, say
 from .config import Config, ModelConfig
 from .data.batching import EncodedDataset
-from .data.readers import check_known_labels, label_order
+from .data.readers import check_known_labels, label_order, parse_label_names, rename_labels
 from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .data.vocab import Vocab
@@ -117,6 +117,10 @@ class TextClassifier:
 
     def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks):
         cfg = self.config.validate()
+        names = parse_label_names(cfg.data.label_names)  # e.g. 0=negative: classes are the names
+        labels = rename_labels(labels, names, what="training data", strict=True)
+        if val is not None:
+            val = (val[0], rename_labels(val[1], names, what="validation data", strict=True))
         classes = label_order(set(labels))
         check_label_count(classes, len(labels), cfg.data.max_labels)
         if val is None and cfg.data.val_split > 0:
@@ -236,7 +240,7 @@ class TextClassifier:
 
         Labels the model never saw are an error listing them, or with `skip_unknown` are left
         out of the metrics and counted under `skipped_unknown_labels`."""
-        labels = [str(x) for x in labels]
+        labels = rename_labels([str(x) for x in labels], parse_label_names(self.config.data.label_names))
         known = set(self.classes_)
         unknown = Counter(lab for lab in labels if lab not in known)
         if unknown and skip_unknown:

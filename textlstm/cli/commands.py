@@ -72,6 +72,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Names for the labels as written, e.g. 0=negative,1=positive, or a file of label=name lines; saved with the model and shown everywhere."),
     fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
@@ -87,7 +88,8 @@ def train(
         **data_flags(fmt, text_field, label_field, encoding, on_bad_lines),
         **train_flags(epochs, lr, seed, batch_size), "--val-split": ("data.val_split", val_split),
         "--scale-lr": ("train.lr_scaling", scale_lr),
-        "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder))})
+        "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder)),
+        "--label-names": ("data.label_names", _label_name_pairs(label_names))})
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
     callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(err, cfg.train.epochs)]
     try:
@@ -241,6 +243,24 @@ app.command("lr-find")(cli_tools.lr_find)
 app.command("pretrain-lm")(cli_tools.pretrain_lm_cmd)
 app.command("compress")(cli_tools.compress_cmd)
 app.command("export")(cli_tools.export_cmd)
+
+
+def _label_name_pairs(value: Optional[str]) -> Optional[list[str]]:
+    """`0=negative,1=positive`, or a file with one `label=name` per line; checked here, so a
+    mistake is a usage error naming --label-names."""
+    if value is None:
+        return None
+    from ..data.readers import parse_label_names
+    from ..errors import ConfigError
+
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if "=" not in value and path.is_file() else value
+    pairs = [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
+    try:
+        parse_label_names(pairs)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("data.label_names: "), param_hint="--label-names") from None
+    return pairs
 
 
 def _table(report: dict, title: str):

@@ -196,3 +196,39 @@ def check_known_labels(labels: Iterable[str], index: dict[str, int] | Iterable[s
         listed = ", ".join(f"{lab!r} ({n})" for lab, n in unknown.most_common())
         raise DataError(f"The {what} has labels the model does not know: {listed}. "
                         f"Known labels: {', '.join(index)}.")
+
+
+def parse_label_names(pairs: Iterable[str]) -> dict[str, str]:
+    """`["0=negative", "1=positive"]` as `{"0": "negative", "1": "positive"}`: each raw label
+    once, each name once, neither empty (`data.label_names`, `--label-names`)."""
+    names: dict[str, str] = {}
+    for pair in pairs:
+        raw, sep, name = pair.partition("=")
+        raw, name = raw.strip(), name.strip()
+        if not sep or not raw or not name:
+            raise ConfigError(f"data.label_names: {pair!r} is not 'label=name' (e.g. 0=negative).")
+        if raw in names:
+            raise ConfigError(f"data.label_names names the label {raw!r} twice.")
+        names[raw] = name
+    twice = [n for n, k in Counter(names.values()).items() if k > 1]
+    if twice:
+        raise ConfigError(f"data.label_names gives the name {twice[0]!r} to several labels.")
+    return names
+
+
+def rename_labels(labels: Iterable[str | None], names: dict[str, str], *, what: str = "",
+                  strict: bool = False) -> list[str | None]:
+    """Labels as named by `names` (raw -> name). With `strict`, a label `names` lacks is a
+    `DataError` naming the `what`; otherwise it stays as it is (already a name, or unknown:
+    the caller's check of known labels reports it). None stays None."""
+    if not names:
+        return list(labels)
+    labels = list(labels)
+    if strict:
+        missing = Counter(lab for lab in labels if lab is not None and lab not in names)
+        if missing:
+            listed = ", ".join(repr(lab) for lab, _ in missing.most_common(10))
+            raise DataError(f"data.label_names has no name for the labels {listed} of the {what}; "
+                            f"it names {', '.join(map(repr, names))}.")
+    return [names.get(lab, lab) if lab is not None else None for lab in labels]
+

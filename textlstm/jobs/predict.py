@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -25,7 +25,7 @@ import torch
 from ..atomic import atomic_write_text, disk_space, fsync_dir
 from ..classifier import TextClassifier
 from ..config import DataConfig
-from ..data.readers import Example, ReadReport, read_data
+from ..data.readers import Example, ReadReport, parse_label_names, read_data
 from ..data.tokencache import content_hash
 from ..errors import ConfigError, DataError
 from ..locks import exclusive
@@ -150,6 +150,9 @@ def read_for_prediction(clf: TextClassifier, input_path: str | os.PathLike, data
     their rows: whether the input has labels is seen from its first record."""
     examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report,
                          id_field=id_field)
+    names = parse_label_names(clf.config.data.label_names)
+    if names:  # gold labels as the model names them
+        examples = (replace(ex, label=names.get(ex.label, ex.label)) for ex in examples)
     first = next(examples, None)
     gold = report.label_field is not None or (first is not None and first.label is not None)
     cols = Columns(tuple(clf.classes_), "id" if id_field else "text", gold)
