@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,16 @@ from ..errors import ModelFileError, TrainingError
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+METRICS_LOG = "metrics.jsonl"  # one JSON object per epoch, beside the checkpoint and in the model
+
+
+def metrics_lines(history: list[dict[str, Any]]) -> str:
+    """The per-epoch records as JSON lines (`metrics.jsonl`); a value that is not a finite
+    number is written as null, so every line is valid JSON."""
+    def finite(value: Any) -> Any:
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    return "".join(json.dumps({k: finite(v) for k, v in record.items()}, allow_nan=False) + "\n"
+                   for record in history)
 
 
 def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_write_text
 from ..callbacks import Callback
 from ..config import TrainConfig
 from ..data.batching import EncodedDataset, bucket_batches, iterate, n_batches, padding_share
@@ -25,7 +26,7 @@ from ..errors import TextLSTMError, TrainingError
 from ..model.network import TextLSTM
 from . import distributed, precision
 from .averaging import weight_average
-from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import METRICS_LOG, check_fingerprint, load_checkpoint, metrics_lines, save_checkpoint
 from .device import resolve_device, setup_threads
 from .freezing import frozen_in_epoch, unfreeze_on_plateau
 from .objectives import Classification, Objective
@@ -339,6 +340,9 @@ class Trainer:
             if self.average is not None:
                 payload["average"] = self.average.state_dict()
             save_checkpoint(self.checkpoint_dir, payload)
+            # the run log beside it, for `tail -f` and plotting while training; a resumed run
+            # rewrites it from the checkpoint's history, so it never holds an epoch twice
+            atomic_write_text(self.checkpoint_dir / METRICS_LOG, metrics_lines(s.history))
         distributed.barrier(self.dist)  # no rank moves on (or exits) before the file is complete
 
     def _restore(self) -> None:
