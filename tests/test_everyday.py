@@ -202,3 +202,20 @@ def test_checkpoints_hold_the_run_log(tmp_path):
     assert lines == json.loads(json.dumps(clf.meta_["history"]))
     assert [r["epoch"] for r in lines] == [1, 2]
     os.remove(tmp_path / "ck" / "metrics.jsonl")
+
+
+def test_train_tensorboard_flag_writes_events(tmp_path):
+    pytest.importorskip("tensorboard")
+    data = write_tsv(tmp_path / "t.tsv", zip(TRAIN * 2, LABELS * 2))
+    res = cli("train", data, "--out", tmp_path / "m", "--epochs", "2", "--tensorboard", tmp_path / "tb", *FAST)
+    assert res.exit_code == 0, res.output
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+
+
+def test_saved_model_holds_its_card_and_run_log(model):
+    card = (model / "README.md").read_text()
+    assert "negative" in card and "Intended use" in card
+    lines = [json.loads(line) for line in (model / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    manifest = json.loads((model / "manifest.json").read_text())["files"]
+    assert {"README.md", "metrics.jsonl"} <= set(manifest)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.metadata
 import math
 import os
@@ -31,7 +32,10 @@ from .embeddings.builtin import builtin
 from .embeddings.matrix import Embedded, VectorsArg, vocab_and_vectors, with_sources
 from .errors import ConfigError, DataError, NotFittedError
 from .metrics import evaluate as evaluate_predictions
-from .model.artifact import Artifact, load_artifact, save_artifact
+from .model.artifact import METRICS_FILE, MODEL_CARD, Artifact, config_json, load_artifact, save_artifact
+from .model.card import model_card
+from .notebook import Explanations
+from .training.checkpoint import metrics_lines
 from .model.infer import predict_logits, predict_top, softmax
 from .model.network import TextLSTM, expected_shapes
 from .model.quantize import float_state_dict, is_quantized, quantize_model
@@ -149,6 +153,8 @@ class TextClassifier:
         self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
         self.class_weights_ = None if weights is None else weights.tolist()
         self.meta_ = {"history": result.history, "best_epoch": result.best_epoch,
+                      "label_counts": {"train": dict(Counter(labels)),
+                                       "val": dict(Counter(val[1])) if val else None},
                       "best_val_macro_f1": result.best_score, "unfrozen_epoch": result.unfrozen_epoch,
                       "stopped_early": result.stopped_early, "padding_share": result.padding_share,
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
@@ -232,7 +238,11 @@ class TextClassifier:
             out.append({"text": text, "label": self.classes_[int(p.argmax())],
                         "proba": dict(zip(self.classes_, map(float, p))),
                         "tokens": list(zip(tokens, map(float, w)))})
-        return out
+        return Explanations(out)  # a list that shows itself in Jupyter
+
+    def _repr_html_(self) -> str:
+        from .notebook import classifier_html
+        return classifier_html(self)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[Any], batch_size: int = 256,
                  skip_unknown: bool = False) -> dict:
@@ -259,6 +269,9 @@ class TextClassifier:
         art = Artifact(config=self.config.to_dict(), labels=list(self.classes_), vocab=self.vocab_,
                        tensors={k: v.detach().cpu() for k, v in float_state_dict(self.model_).items()},
                        meta=self.meta_)
+        # the model card (README.md) and the run log, checksummed with the rest
+        art.files = {MODEL_CARD: model_card(json.loads(config_json(art)), Path(directory).name),
+                     METRICS_FILE: metrics_lines(self.meta_.get("history") or [])}
         return save_artifact(directory, art)
 
     @classmethod

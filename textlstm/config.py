@@ -1,5 +1,7 @@
 """Settings as dataclasses, saved with every model. TOML files and `--set section.key=value`
-overrides; unknown keys and invalid values are `ConfigError`s that list what is allowed."""
+overrides; unknown keys and invalid values are `ConfigError`s that list what is allowed. Every
+field says what it is in `metadata["help"]` (and a choice what it allows in "choices"), which
+`textlstm.configfile` writes into a TOML file (`textlstm init-config`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,95 +16,116 @@ from typing import Any, Mapping
 from .errors import ConfigError
 
 
-def _choice(*values: Any, default: Any) -> Any:
-    return field(default=default, metadata={"choices": values})
+def _choice(*values: Any, default: Any, help: str = "") -> Any:
+    """A setting limited to `values`; `help` is its one-line description (`init-config`)."""
+    return field(default=default, metadata={"choices": values, "help": help})
+
+
+def _setting(default: Any, help: str) -> Any:
+    """A setting with its one-line description; a list default is copied for every instance."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class DataConfig:
-    format: str = _choice("auto", "csv", "tsv", "jsonl", "fasttext", "folder", "text", default="auto")
-    text_field: str | None = None  # detected from common names when None
-    label_field: str | None = None
-    encoding: str = "utf-8"
-    on_bad_lines: str = _choice("error", "skip", default="error")
-    val_split: float = 0.1  # stratified share of train used for validation when no --val file
-    max_labels: int = 0  # 0: refuse over 1,000 labels or >20 labels averaging <2 examples; N: allow up to N
-    label_names: list[str] = field(default_factory=list)  # "raw=name" pairs: labels as read -> as shown
+    format: str = _choice("auto", "csv", "tsv", "jsonl", "fasttext", "folder", "text", default="auto",
+                          help="Data file format; auto: detected from the extension (a directory: a folder per class)")
+    text_field: str | None = _setting(None, "Column or JSON key of the text; None: detected from common names")
+    label_field: str | None = _setting(None, "Column or JSON key of the label; None: detected from common names")
+    encoding: str = _setting("utf-8", "Encoding of the data files")
+    on_bad_lines: str = _choice("error", "skip", default="error",
+                                help="A malformed line stops the read (error) or is left out and counted (skip)")
+    val_split: float = _setting(0.1, "Stratified share of train used for validation when no --val file")
+    max_labels: int = _setting(0, "0: refuse over 1,000 labels or >20 labels averaging <2 examples; "
+                                  "N: allow up to N")
+    label_names: list[str] = _setting([], '"raw=name" pairs: labels as read -> as shown')
 
 
 @dataclass
 class TokenizerConfig:
-    kind: str = _choice("spacy", "regex", default="spacy")
-    lang: str = "en"
-    lower: bool = True
-    strip_html: bool = True
-    max_tokens: int = 0  # 0: no limit
-    truncation: str = _choice("head", "tail", "head+tail", default="head")
+    kind: str = _choice("spacy", "regex", default="spacy",
+                        help="spaCy's rule-based tokenizer (spacy.blank(lang)), or a ~25x faster regex")
+    lang: str = _setting("en", "Language of spaCy's blank tokenizer (kind = spacy)")
+    lower: bool = _setting(True, "Lowercase the text")
+    strip_html: bool = _setting(True, "Replace HTML tags with spaces and unescape entities")
+    max_tokens: int = _setting(0, "Tokens kept of each text (see truncation); 0: no limit")
+    truncation: str = _choice("head", "tail", "head+tail", default="head",
+                              help="Which tokens max_tokens keeps: the first, the last, or half of each")
 
 
 @dataclass
 class VocabConfig:
-    min_freq: int = 1
-    max_size: int = 100_000
-    add_vector_words: bool = True  # keep words seen once if they have a pretrained vector
-    unseen_vector_words: bool = False  # also every word of the vectors file not in the training data
-    case_fallback: bool = False  # a token the vocabulary lacks is looked up lowercased (cased models)
+    min_freq: int = _setting(1, "Keep words seen at least this many times in the training data")
+    max_size: int = _setting(100_000, "At most this many words (besides <pad> and <unk>), most frequent first")
+    add_vector_words: bool = _setting(True, "Keep words seen fewer than min_freq times if they have a pretrained vector")
+    unseen_vector_words: bool = _setting(False, "Also every word of the vectors file not in the training data")
+    case_fallback: bool = _setting(False, "A token the vocabulary lacks is looked up lowercased (cased models)")
 
 
 @dataclass
 class EmbeddingConfig:
-    # Vector sources, stacked in order: built-in names (`textlstm vectors list`) or files
-    vectors: list[str] = field(default_factory=list)
-    format: str = _choice("auto", "glove", "word2vec", "word2vec-bin", "fasttext-vec", "fasttext-bin", default="auto")
-    oov_init: str = _choice("random", "zeros", default="random")
-    encoder: str | None = None  # a pretrained encoder directory (`textlstm pretrain-lm`) to start from
+    vectors: list[str] = _setting([], "Vector sources, stacked in order: built-in names "
+                                      "(`textlstm vectors list`) or files")
+    format: str = _choice("auto", "glove", "word2vec", "word2vec-bin", "fasttext-vec", "fasttext-bin", default="auto",
+                          help="Format of the vector files; auto: detected from each file")
+    oov_init: str = _choice("random", "zeros", default="random",
+                            help="Rows of words without a pretrained vector: random (at the vectors' spread) or zeros")
+    encoder: str | None = _setting(None, "A pretrained encoder directory (`textlstm pretrain-lm`) to start from")
 
 
 @dataclass
 class ModelConfig:
-    embedding_dim: int = 100
-    embedding_dropout: float = 0.25
-    word_dropout: float = 0.0  # share of whole tokens dropped while training
-    cell: str = _choice("lstm", "gru", "peephole", default="lstm")
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3  # between stacked layers and before the classifier head
-    residual: bool = False
-    pooling: str = "attention+max"  # any of attention, max, mean, last joined with '+'
-    attention_dim: int = 64
-    head_hidden: int = 0  # 0: linear head; >0: one hidden layer of this size
-    quantization: str = _choice("none", "dynamic-int8", default="none")  # applied on load (CPU inference)
+    embedding_dim: int = _setting(100, "Embedding size without vectors (vector sources set their own)")
+    embedding_dropout: float = _setting(0.25, "Dropout on the embeddings, elementwise")
+    word_dropout: float = _setting(0.0, "Share of whole tokens dropped while training")
+    cell: str = _choice("lstm", "gru", "peephole", default="lstm",
+                        help="Recurrent cell (peephole: an LSTM with diagonal peephole connections)")
+    hidden_size: int = _setting(128, "Hidden units of each recurrent layer, per direction")
+    num_layers: int = _setting(1, "Stacked recurrent layers")
+    bidirectional: bool = _setting(True, "Also read each text backwards")
+    dropout: float = _setting(0.3, "Dropout between stacked layers and before the classifier head")
+    residual: bool = _setting(False, "Residual connections between stacked layers (projected where sizes differ)")
+    pooling: str = _setting("attention+max", "Any of attention, max, mean, last joined with '+'")
+    attention_dim: int = _setting(64, "Hidden size of the additive attention")
+    head_hidden: int = _setting(0, "0: linear head; >0: one hidden layer of this size")
+    quantization: str = _choice("none", "dynamic-int8", default="none",
+                                help="Applied on load (CPU inference); `textlstm compress` records it")
 
 
 @dataclass
 class TrainConfig:
-    optimizer: str = _choice("adam", "adamw", "sgd", default="adamw")
-    lr: float = 2e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    l1: float = 0.0
-    epochs: int = 8
-    batch_size: int = 64  # per process; under torchrun the global batch is batch_size * world size
-    lr_scaling: str = _choice("none", "linear", "sqrt", default="none")  # scale lr with the global batch
-    base_batch_size: int = 64  # the global batch size at which `lr` applies unscaled
-    schedule: str = _choice("constant", "linear", "cosine", "onecycle", "plateau", default="cosine")
-    warmup: float = 0.05  # share of all steps spent warming up (linear and cosine)
-    clip_norm: float = 1.0  # 0: no clipping
-    label_smoothing: float = 0.0
-    class_weights: str = _choice("none", "balanced", default="none")
-    freeze: str = _choice("epochs", "always", "never", "plateau", default="epochs")
-    freeze_epochs: int = 1  # with freeze="epochs"
-    embedding_lr_mult: float = 0.3  # LR of unfrozen embeddings relative to the main LR
-    patience: int = 3  # early stopping on validation macro-F1; 0: off
-    ema_decay: float = 0.0  # validate and keep a moving average of the weights (e.g. 0.999); 0: off
-    eval_every: int = 0  # also validate every K steps; 0: once per epoch
-    bucket_chunk: int = 50  # batches per length-sorted chunk
-    seed: int = 13
-    deterministic: bool = False
-    threads: int = 0  # 0: all cores
-    device: str = "auto"
-    amp: bool = False  # mixed precision: bfloat16 on a CPU that has it natively, float16 on CUDA
+    optimizer: str = _choice("adam", "adamw", "sgd", default="adamw", help="Optimiser (sgd takes momentum)")
+    lr: float = _setting(2e-3, "Learning rate (the peak, with warmup)")
+    momentum: float = _setting(0.9, "Momentum of sgd")
+    weight_decay: float = _setting(1e-4, "Weight decay")
+    l1: float = _setting(0.0, "L1 penalty on the weight matrices (not the embeddings); 0: off")
+    epochs: int = _setting(8, "Passes over the training data (early stopping may end sooner)")
+    batch_size: int = _setting(64, "Per process; under torchrun the global batch is batch_size * world size")
+    lr_scaling: str = _choice("none", "linear", "sqrt", default="none", help="Scale lr with the global batch")
+    base_batch_size: int = _setting(64, "The global batch size at which `lr` applies unscaled")
+    schedule: str = _choice("constant", "linear", "cosine", "onecycle", "plateau", default="cosine",
+                            help="Learning-rate schedule")
+    warmup: float = _setting(0.05, "Share of all steps spent warming up (linear and cosine)")
+    clip_norm: float = _setting(1.0, "Gradient norm clipping; 0: no clipping")
+    label_smoothing: float = _setting(0.0, "Label smoothing of the cross-entropy loss")
+    class_weights: str = _choice("none", "balanced", default="none",
+                                 help="Weight the loss by inverse class frequency (balanced; saved with the model)")
+    freeze: str = _choice("epochs", "always", "never", "plateau", default="epochs",
+                          help="Pretrained embeddings frozen for freeze_epochs (epochs), always, never, "
+                               "or until validation macro-F1 stops improving (plateau)")
+    freeze_epochs: int = _setting(1, 'Epochs with frozen embeddings, with freeze = "epochs"')
+    embedding_lr_mult: float = _setting(0.3, "LR of unfrozen embeddings relative to the main LR")
+    patience: int = _setting(3, "Early stopping on validation macro-F1 after this many epochs without gain; 0: off")
+    ema_decay: float = _setting(0.0, "Validate and keep a moving average of the weights (e.g. 0.999); 0: off")
+    eval_every: int = _setting(0, "Also validate every K steps; 0: once per epoch")
+    bucket_chunk: int = _setting(50, "Batches per length-sorted chunk")
+    seed: int = _setting(13, "Seed of data order, initialisation and dropout")
+    deterministic: bool = _setting(False, "Deterministic algorithms only (slower where PyTorch has them)")
+    threads: int = _setting(0, "CPU threads; 0: all cores")
+    device: str = _setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    amp: bool = _setting(False, "Mixed precision: bfloat16 on a CPU that has it natively, float16 on CUDA")
 
 
 SECTIONS: dict[str, type] = {

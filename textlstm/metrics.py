@@ -1,5 +1,5 @@
-"""Evaluation reports (scikit-learn's metrics as plain JSON-able dicts), a rich table, and
-plots of the confusion matrix and of training history.
+"""Evaluation reports (scikit-learn's metrics as plain JSON-able dicts, shown as tables in a
+notebook), and plots of the confusion matrix and of training history.
 
 >>> r = evaluate(["a", "b", "b"], ["a", "b", "a"], labels=["a", "b"])
 >>> r["accuracy"], r["confusion_matrix"]
@@ -37,13 +37,24 @@ def _check_inputs(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence
 MAX_CONFUSION_LABELS = 200
 
 
-def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+class Report(dict):
+    """The dict `evaluate` returns, unchanged as a dict (JSON, pickling, equality with plain
+    dicts), which a notebook shows as tables (`textlstm.notebook.report_html`)."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import report_html
+
+        return report_html(self)
+
+
+def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> Report:
     """Accuracy, macro/micro/weighted F1, macro precision and recall, per-class scores and the
     confusion matrix (rows true, columns predicted, both in `labels` order; None for more than
     `MAX_CONFUSION_LABELS` labels).
 
     A class never predicted (or never seen) scores 0 rather than warning; it still counts in
-    the macro averages, as in scikit-learn."""
+    the macro averages, as in scikit-learn. The result is a `Report`: a plain dict that a
+    notebook displays as tables."""
     y_true, y_pred, labels = list(y_true), list(y_pred), list(labels)
     _check_inputs(y_true, y_pred, labels)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
@@ -56,7 +67,7 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     (mp, mr, mf), (_, _, uf), (_, _, wf) = avg("macro"), avg("micro"), avg("weighted")
     per_class = {label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                          "support": int(s[i])} for i, label in enumerate(labels)}
-    return {
+    return Report({
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": mf, "micro_f1": uf, "weighted_f1": wf,
         "macro_precision": mp, "macro_recall": mr,
@@ -66,7 +77,7 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
                              if len(labels) <= MAX_CONFUSION_LABELS else None),
         "labels": labels,
         "n": len(y_true),
-    }
+    })
 
 
 def weighted_average(report: dict[str, Any], key: str) -> float:

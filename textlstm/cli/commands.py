@@ -72,6 +72,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", file_okay=False, help="Write TensorBoard event files here: loss and LR per step, each epoch's scores, every validation (pip install 'textlstm[tensorboard]'; view with tensorboard --logdir DIR)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Names for the labels as written, e.g. 0=negative,1=positive, or a file of label=name lines; saved with the model and shown everywhere."),
     fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
@@ -91,10 +92,14 @@ def train(
         "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder)),
         "--label-names": ("data.label_names", _label_name_pairs(label_names))})
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
+    from ..tensorboard import TensorBoard
+    board = TensorBoard(tensorboard) if tensorboard and distributed.is_main_process() else None  # fails fast
     callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(err, cfg.train.epochs)]
     try:
-        result = run_train_job(cfg, job, callbacks)
+        result = run_train_job(cfg, job, callbacks + ([board] if board else []))
     finally:
+        if board is not None:
+            board.close()
         distributed.leave()
     if result.model_dir is None:
         return  # another rank of a torchrun job reports and saves
@@ -197,6 +202,21 @@ def pretrain(
                          min_count=min_count, epochs=epochs, workers=workers,
                          progress=lambda done, total: out.print(f"word2vec epoch {done}/{total}"))
     out.print(f"vectors written to {path}")
+
+
+@app.command("init-config")
+@handle_errors
+def init_config(
+    path: Path = typer.Argument(..., help="TOML file to write, e.g. my-settings.toml."),
+    preset: Optional[str] = typer.Option(None, "--preset", help=f"Start from a preset: {', '.join(preset_names())}."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+):
+    """Write every setting with its value and a one-line comment; `train --config FILE` reads it back."""
+    from ..configfile import write_config_toml
+
+    written = write_config_toml(path, settings(preset), preset=preset, overwrite=overwrite)
+    out.print(f"settings written to {written}; train with: textlstm train DATA --config {written}",
+              markup=False, highlight=False)
 
 
 @corpora_app.command("list")

@@ -15,6 +15,7 @@ from ..data.corpora import DEFAULT_CORPUS
 from ..data.readers import read_dataset
 from ..embeddings.matrix import VectorsArg
 from ..errors import TrainingError
+from ..hashing import file_sha256
 from ..locks import exclusive
 from ..training import distributed
 from ..training.checkpoint import CHECKPOINT
@@ -97,6 +98,35 @@ def _train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None) -> 
     clf.meta_["evaluations"] = result.evaluations
     clf.meta_["data"] = {"train": str(job.data), "val": job.val and str(job.val),
                          "test": job.test and str(job.test)}
+    clf.meta_["data_files"] = _data_files(clf, job, result.evaluations)
     clf.save(job.out)
     shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
     return result
+
+
+def _data_files(clf: TextClassifier, job: TrainJob, evaluations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the model was trained and measured on, for its card: each file's name, SHA-256,
+    size, examples read and examples per label."""
+    counts = clf.meta_.get("label_counts") or {}
+    read = {Path(r.path): r.n_kept for r in clf.reports_}
+    files: dict[str, Any] = {}
+    for role, path in (("train", job.data), ("val", job.val), ("test", job.test)):
+        if path is None:
+            files[role] = None
+            continue
+        record: dict[str, Any] = {"path": str(path), "sha256": file_sha256(path) if path.is_file() else None,
+                                  "bytes": path.stat().st_size if path.is_file() else None,
+                                  "examples": read.get(Path(path))}
+        if role == "test" and "test" in evaluations:
+            record["examples"] = evaluations["test"]["n"]
+            record["label_counts"] = {k: v["support"] for k, v in evaluations["test"]["per_class"].items()}
+        elif role == "val" or job.val is not None:
+            record["label_counts"] = counts.get(role)
+        else:  # the validation split came out of the training file
+            merged = dict(counts.get("train") or {})
+            for label, n in (counts.get("val") or {}).items():
+                merged[label] = merged.get(label, 0) + n
+            record["label_counts"] = merged
+        files[role] = record
+    return files
+

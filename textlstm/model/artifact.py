@@ -4,17 +4,19 @@
       config.json        format_version, textlstm and library versions, settings, labels, meta
       vocab.txt          one token per line, in id order
       model.safetensors  the state_dict
-      manifest.json      SHA-256 and size of the three files above
+      README.md, ...     optional text files of ours (`Artifact.files`: the model card, metrics)
+      manifest.json      SHA-256 and size of every file above
 
 Saving replaces the whole directory at once: the new model is written and flushed into a
 temporary sibling, the old directory is renamed to `.{name}.backup`, the new one renamed into
 place, then the backup removed. A crash leaves the old or the new model complete. Only a crash
 between the two renames leaves no `model/`; loading then says where the backup is, and the next
 save (or `textlstm.atomic.restore_backup`) puts it back. Files of the user's inside an existing
-model directory (plots, notes) are carried over to the new one.
+model directory (plots, notes) are carried over to the new one; ours (those its manifest lists,
+or the new artifact brings) are not: the new ones replace them.
 
 Loading reads JSON, plain text and safetensors only: it never unpickles nor runs anything. The
-safetensors header is checked with bounded memory before any tensor is read.
+safetensors header is checked with bounded memory, and every size, before any file is hashed.
 """
 from __future__ import annotations
 
@@ -45,11 +47,11 @@ CONFIG_FILE, VOCAB_FILE = "config.json", "vocab.txt"
 TENSORS_FILE, MANIFEST_FILE = "model.safetensors", "manifest.json"
 CHECKED_FILES = (CONFIG_FILE, VOCAB_FILE, TENSORS_FILE)
 MODEL_FILES = (*CHECKED_FILES, MANIFEST_FILE)
+MODEL_CARD, METRICS_FILE = "README.md", "metrics.jsonl"  # extra files the classifier writes
 REQUIRED_KEYS = ("format_version", "config", "labels", "meta")
 MAX_HEADER_BYTES = 100_000_000
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2,
-               "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8,
-               "F64": 8, "C64": 8}
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2,
+               "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 _LIBRARIES = ("torch", "numpy", "spacy", "gensim", "safetensors", "scikit-learn")
 
 ShapeFn = Callable[[dict, int, int], dict[str, tuple]]
@@ -57,14 +59,15 @@ ShapeFn = Callable[[dict, int, int], dict[str, tuple]]
 
 @dataclass(eq=False)
 class Artifact:
-    """A trained model as data: settings, labels (in output order), vocabulary, weights, and a
-    JSON-able training summary (validation metrics, history, ...)."""
+    """A trained model as data: settings, labels (in output order), vocabulary, weights, a JSON-able
+    training summary (metrics, history, ...) and extra text files (`{MODEL_CARD: card_text}`)."""
 
     config: dict
     labels: list[str]
     vocab: Vocab
     tensors: dict[str, torch.Tensor]
     meta: dict = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
 
 def _version(dist: str) -> str | None:
@@ -91,9 +94,26 @@ def label_problem(labels: Any) -> str | None:
         return f"labels must be a list of strings, got {labels!r}"
     seen: set[str] = set()
     twice = [x for x in labels if x in seen or seen.add(x)]
-    if twice:
-        return f"labels must be unique, but {', '.join(map(repr, dict.fromkeys(twice)))} occur more than once"
-    return None
+    return (f"labels must be unique, but {', '.join(map(repr, dict.fromkeys(twice)))} occur more than once"
+            if twice else None)
+
+
+def extra_file_problem(name: Any) -> str | None:
+    """What is wrong with an extra file's name (saving and loading check the same), or None.
+    Allowed: a plain file name (no slash, no leading dot) that is not one of MODEL_FILES."""
+    if not isinstance(name, str) or not name or name[0] == "." or any(c in name for c in "/\\\0"):
+        return f"extra file names must be plain file names (no slash, no leading dot), got {name!r}"
+    return f"{name!r} is one of the model's own files ({', '.join(MODEL_FILES)})" if name in MODEL_FILES else None
+
+
+def _extra_bytes(files: dict[str, str]) -> dict[str, bytes]:
+    """The extra files as UTF-8 bytes (written as bytes: no newline translation), checked."""
+    out = {name: text.encode("utf-8") if isinstance(text, str) else None for name, text in dict(files).items()}
+    for name, data in out.items():
+        if problem := (extra_file_problem(name) if data is not None else
+                       f"extra file {name!r} must be a str (written as UTF-8), got {type(files[name]).__name__}"):
+            raise ModelFileError(f"Cannot save the model: {problem}.")
+    return out
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -102,9 +122,8 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
             if t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
-def _config_json(artifact: Artifact) -> str:
-    problem = label_problem(list(artifact.labels))
-    if problem:
+def config_json(artifact: Artifact) -> str:
+    if problem := label_problem(list(artifact.labels)):
         raise ModelFileError(f"Cannot save the model: {problem}.")
     doc = {"format_version": FORMAT_VERSION, "textlstm_version": _version("textlstm") or "0+unknown",
            "library_versions": library_versions(), "config": artifact.config,
@@ -136,15 +155,17 @@ def _check_target(target: Path) -> None:
             "format_version); refusing to replace it. Choose another output path or empty it.")
 
 
-def _write_files(tmp: Path, artifact: Artifact, config_text: str) -> None:
+def _write_files(tmp: Path, artifact: Artifact, config_text: str, extra: dict[str, bytes]) -> None:
     tmp.mkdir()
     (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
     artifact.vocab.save(tmp / VOCAB_FILE)
     tensors = {name: t.detach().cpu().contiguous() for name, t in artifact.tensors.items()}
     # Serialised in memory and written by Python, so that a full disk is an OSError like any other.
     (tmp / TENSORS_FILE).write_bytes(safetensors.torch.save(tensors, metadata={"format": "pt"}))
+    for name, data in extra.items():
+        (tmp / name).write_bytes(data)
     manifest = {"format_version": FORMAT_VERSION,
-                "files": {name: _file_record(tmp / name) for name in CHECKED_FILES}}
+                "files": {name: _file_record(tmp / name) for name in (*CHECKED_FILES, *extra)}}
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -155,12 +176,19 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _carry_over(old: Path, new: Path) -> None:
-    """Keep the user's own files (not ours, not temporaries) found in the old model folder."""
+def _carry_over(old: Path, new: Path, extra: dict[str, bytes]) -> None:
+    """Keep the user's own files (not ours, not temporaries) found in the old model folder. Not our
+    extra files: new ones replace them; one no longer written would describe the old model."""
     if not old.is_dir():
         return
+    try:  # what the old manifest lists is ours
+        listed = set(_read_json(old / MANIFEST_FILE, "checksums").get("files") or ())
+    except (ModelFileError, TypeError):
+        listed = set()
     for entry in old.iterdir():
-        if entry.name in MODEL_FILES or (entry.name.startswith(".") and ".tmp-" in entry.name):
+        if entry.name in extra and entry.name not in listed:
+            log.warning("%s in %s is not the model's own: the new model's %s replaces it", entry.name, old, entry.name)
+        if entry.name in {*MODEL_FILES, *extra, *listed} or (entry.name.startswith(".") and ".tmp-" in entry.name):
             continue
         log.info("keeping %s in the new model directory", entry.name)
         if entry.is_dir():
@@ -175,20 +203,18 @@ def save_artifact(directory: str | os.PathLike, artifact: Artifact) -> Path:
     >>> save_artifact("runs/imdb", Artifact(cfg.to_dict(), labels, vocab, model.state_dict(), {}))  # doctest: +SKIP
     """
     target = Path(directory)
-    if target.is_symlink():
-        target = target.resolve()
+    target = target.resolve() if target.is_symlink() else target
     _check_target(target)
-    config_text = _config_json(artifact)
-    bad = non_finite(artifact.tensors)
-    if bad:
+    config_text, extra = config_json(artifact), _extra_bytes(artifact.files)
+    if bad := non_finite(artifact.tensors):
         raise ModelFileError(f"Refusing to save a model whose weights are not finite ({', '.join(bad[:5])} "
                              "hold NaN or infinity): training diverged; lower train.lr.")
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in clean_stale_temps(target.parent):
         log.warning("removed %s left by an interrupted save", stale)
     with atomic_path(target) as tmp:
-        _write_files(tmp, artifact, config_text)
-        _carry_over(target, tmp)
+        _write_files(tmp, artifact, config_text, extra)
+        _carry_over(target, tmp, extra)
     log.info("saved model to %s", target)
     return target
 
@@ -228,11 +254,9 @@ def _read_config(path: Path) -> dict:
         raise ModelFileError(
             f"{path}: this model was written by textlstm {doc.get('textlstm_version', '?')} with format "
             f"{version}; this release reads format {FORMAT_VERSION}; upgrade textlstm.")
-    missing = [key for key in REQUIRED_KEYS if key not in doc]
-    if missing:
+    if missing := [key for key in REQUIRED_KEYS if key not in doc]:
         raise ModelFileError(f"{path} lacks the keys {', '.join(missing)}; the model file is corrupt.")
-    problem = label_problem(doc["labels"])
-    if problem:
+    if problem := label_problem(doc["labels"]):
         raise ModelFileError(f"{path}: {problem}; the model file is corrupt.")
     for key in ("config", "meta"):
         if not isinstance(doc[key], dict):
@@ -240,36 +264,39 @@ def _read_config(path: Path) -> dict:
     return doc
 
 
-def _verify_manifest(root: Path) -> None:
-    """Cheap checks first (every file's size against the manifest, the safetensors layout
-    against its size), then the SHA-256 of each file: a forged 20 GB file fails in
-    milliseconds, not after a minute of hashing."""
-    files = _read_json(root / MANIFEST_FILE, "checksums").get("files")
+def _verify_manifest(root: Path) -> list[str]:
+    """Cheap checks first (each listed file's name and size against the manifest, the safetensors
+    layout against its size), then each file's SHA-256: a forged 20 GB file fails in milliseconds,
+    not after a minute of hashing. Returns the extra files' names; old models list none."""
+    manifest = root / MANIFEST_FILE
+    files = _read_json(manifest, "checksums").get("files")
     if not isinstance(files, dict):
-        raise ModelFileError(f"{root / MANIFEST_FILE} has no 'files' table; the model file is corrupt.")
-    for name in CHECKED_FILES:
-        path, want = root / name, files.get(name)
+        raise ModelFileError(f"{manifest} has no 'files' table; the model file is corrupt.")
+    names = [*CHECKED_FILES, *(name for name in files if name not in CHECKED_FILES)]
+    for name in names:
+        path, want, extra = root / name, files.get(name), name not in CHECKED_FILES
+        if extra and (problem := extra_file_problem(name)):
+            raise ModelFileError(f"{manifest} lists a file it must not: {problem}; the model file is corrupt.")
         if not path.is_file():
-            raise ModelFileError(f"{path} is missing: {root} is not a complete textlstm model.")
+            raise ModelFileError(f"{path} is missing: {root} is not a complete textlstm model"
+                                 + (f" ({MANIFEST_FILE} lists it)." if extra else "."))
         if not isinstance(want, dict):
-            raise ModelFileError(f"{root / MANIFEST_FILE} lists no checksum for {name}; the model file is corrupt.")
+            raise ModelFileError(f"{manifest} lists no checksum for {name}; the model file is corrupt.")
         size = path.stat().st_size
         if size != want.get("size"):
             raise ModelFileError(f"{path} failed its checksum: it has {size} bytes, {MANIFEST_FILE} "
                                  f"says {want.get('size')}; the file is corrupt or was modified.")
     check_safetensors_header(root / TENSORS_FILE)
-    for name in CHECKED_FILES:
-        path = root / name
-        if file_sha256(path) != files[name].get("sha256"):
+    for path, want in ((root / name, files[name]) for name in names):
+        if file_sha256(path) != want.get("sha256"):
             raise ModelFileError(f"{path} failed its checksum ({path.stat().st_size} bytes): "
                                  "the file is corrupt or was modified.")
+    return names[len(CHECKED_FILES):]
 
 
 def _unsafe(path: Path, detail: str, head: bytes = b"") -> ModelFileError:
-    hint = ""
-    if head.startswith((b"PK\x03\x04", b"\x80")):
-        hint = (" It looks like a pickled PyTorch checkpoint (torch.save); textlstm never loads "
-                "pickles because unpickling can run arbitrary code.")
+    hint = (" It looks like a pickled PyTorch checkpoint (torch.save); textlstm never loads pickles "
+            "because unpickling can run arbitrary code.") if head.startswith((b"PK\x03\x04", b"\x80")) else ""
     return ModelFileError(f"{path} is not a valid safetensors file: {detail}.{hint}")
 
 
@@ -336,12 +363,9 @@ def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[s
     for name in sorted(set(expected) & set(tensors)):
         want, got = tuple(expected[name]), tuple(tensors[name].shape)
         if want != got:
-            hint = ""
-            if want and got and want[0] != got[0]:
-                if want[0] == vocab_size:
-                    hint = f"; rows must match the {vocab_size} tokens of {VOCAB_FILE}"
-                elif want[0] == n_labels:
-                    hint = f"; rows must match the {n_labels} labels"
+            rows = want[0] if want and got and want[0] != got[0] else None
+            hint = (f"; rows must match the {vocab_size} tokens of {VOCAB_FILE}" if rows == vocab_size else
+                    f"; rows must match the {n_labels} labels" if rows == n_labels else "")
             problems.append(f"{name!r} has shape {got}, the config expects {want}{hint}")
     if problems:
         raise ModelFileError(f"{path} does not fit its {CONFIG_FILE} and {VOCAB_FILE}: " + "; ".join(problems) + ".")
@@ -355,15 +379,15 @@ def load_artifact(directory: str | os.PathLike, *, expected_shapes: ShapeFn | No
     """
     root = _model_dir(Path(directory))
     doc = _read_config(root / CONFIG_FILE)
-    _verify_manifest(root)
+    # bytes as saved (no newline translation); they passed their checksum, so only a forger's are not UTF-8
+    files = {name: (root / name).read_bytes().decode("utf-8", "replace") for name in _verify_manifest(root)}
     path = root / TENSORS_FILE
     vocab = Vocab.load(root / VOCAB_FILE)
     try:
         tensors = safetensors.torch.load_file(str(path))
     except (safetensors.SafetensorError, RuntimeError, ValueError, OSError) as exc:
         raise ModelFileError(f"Cannot read tensors from {path}: {exc}") from exc
-    bad = non_finite(tensors)
-    if bad:
+    if bad := non_finite(tensors):
         raise ModelFileError(f"{path}: the weights {', '.join(bad[:5])} hold NaN or infinity; the "
                              "model is corrupt (or was saved by a diverged run) and cannot predict.")
     if expected_shapes is not None:
@@ -372,4 +396,4 @@ def load_artifact(directory: str | os.PathLike, *, expected_shapes: ShapeFn | No
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"The settings in {root / CONFIG_FILE} do not describe a model: {exc!r}") from exc
         _check_shapes(path, tensors, expected, len(vocab), len(doc["labels"]))
-    return Artifact(doc["config"], doc["labels"], vocab, tensors, doc["meta"])
+    return Artifact(doc["config"], doc["labels"], vocab, tensors, doc["meta"], files)
