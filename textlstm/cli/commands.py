@@ -200,7 +200,7 @@ def pretrain(
                           **data_flags(fmt, text_field, None, encoding, None)})
     path = pretrain_file(data, out_path, cfg, vector_size=vector_size, window=window,
                          min_count=min_count, epochs=epochs, workers=workers,
-                         progress=lambda done, total: out.print(f"word2vec epoch {done}/{total}"))
+                         progress=lambda done, total: err.print(f"word2vec epoch {done}/{total}"))
     out.print(f"vectors written to {path}")
 
 

@@ -9,7 +9,7 @@ import typer
 
 from ..classifier import TextClassifier
 from ._common import (BadLinesOpt, ConfigOpt, EncodingOpt, FormatOpt, LabelFieldOpt, PresetOpt, SetOpt,
-                      TextFieldOpt, VectorsOpt, data_flags, handle_errors, out, settings)
+                      TextFieldOpt, VectorsOpt, data_flags, err, handle_errors, out, settings)
 
 
 @handle_errors
@@ -36,7 +36,7 @@ def search(
     cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, label_field, encoding, on_bad_lines))
     job = SearchJob(data, grid, out_dir, cv=cv, val=val, n_random=n_random, vectors=vectors,
                     refit=refit, overwrite=overwrite)
-    progress = None if quiet else SearchProgress(out)
+    progress = None if quiet else SearchProgress(err)
     try:
         result = run_search(cfg, job, [progress] if progress else [])
     finally:
@@ -69,7 +69,7 @@ def lr_find(
     from ..metrics import write_json
 
     cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, label_field, encoding, on_bad_lines))
-    progress = None if quiet else RangeTestProgress(out)
+    progress = None if quiet else RangeTestProgress(err)
     try:
         result = range_test(cfg, data, vectors=vectors, start=start, end=end, steps=steps, progress=progress)
     finally:
@@ -101,7 +101,7 @@ def pretrain_lm_cmd(
 
     cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, None, encoding, on_bad_lines))
     check_output_dir(out_dir, overwrite)
-    callbacks = [] if quiet else [RichProgress(out, cfg.train.epochs)]
+    callbacks = [] if quiet else [RichProgress(err, cfg.train.epochs)]
     path, history = pretrain_lm(data, out_dir, cfg, vectors=vectors, callbacks=callbacks)
     scored = [h for h in history if h.get("val_perplexity") is not None]
     if scored:  # the encoder saved is the epoch with the lowest held-out perplexity
@@ -137,7 +137,7 @@ def compress_cmd(
                            finetune_epochs=epochs, finetune_lr=lr, quantize=quantize, eval=eval_path,
                            batch_size=batch_size, threads=threads)
     result = compress(model, out_dir, opts, overwrite=overwrite,
-                      callbacks=[] if quiet else [RichProgress(out, epochs)])
+                      callbacks=[] if quiet else [RichProgress(err, epochs)])
     out.print(compress_table(result))
     if json_path:
         write_json(result.to_dict(), json_path)
