@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 VENV="$VENV" bash scripts/setup.sh
+bash scripts/install-browser.sh  # chromium + chromedriver for the page test (tests/test_serve_page.py)
 "$VENV/bin/python" -m pytest "$@"

@@ -15,6 +15,7 @@ from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
 from . import predicting as cli_predict
+from . import serving as cli_serving
 from . import tools as cli_tools
 from ._common import (STATE, BadLinesOpt, BatchSizeOpt, EncodingOpt, EpochsOpt, FormatOpt, LabelFieldOpt, LrOpt,
                       SeedOpt, TextFieldOpt, VectorsOpt, data_flags, err, handle_errors, out, settings,
@@ -257,6 +258,7 @@ def corpora_download(
 
 
 app.command()(cli_predict.predict)
+app.command()(cli_serving.serve)
 # Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
 app.command("search")(cli_tools.search)
 app.command("lr-find")(cli_tools.lr_find)
