@@ -309,8 +309,10 @@ def test_settings_travel_to_worker_processes_through_the_environment(model_dir, 
     assert ServeSettings.from_env({"TEXTLSTM_SERVE_MODEL": "m"}) == ServeSettings(model="m")
     with pytest.raises(ConfigError, match="Unknown serve settings"):
         ServeSettings.from_env({"TEXTLSTM_SERVE_SETTINGS": '{"model": "m", "max_bach": 2}'})
-    assert ServeSettings(model="m", workers=4).compute_threads(0) == max(1, (os.cpu_count() or 1) // 4)
-    assert ServeSettings(model="m", workers=4).compute_threads(1) == 1  # the model's train.threads
+    assert ServeSettings(model="m", workers=4).compute_threads(0) == max(1, (os.cpu_count() or 1) // 4 - 1)
+    assert ServeSettings(model="m").compute_threads(0) == max(1, (os.cpu_count() or 1) - 1)  # a core for HTTP
+    assert ServeSettings(model="m", workers=4).compute_threads(3) == 3  # the model's train.threads
+    assert ServeSettings(model="m", threads=5).compute_threads(3) == 5
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert create_app_from_env().state.serve.settings == settings

@@ -16,7 +16,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="Texts one forward pass gathers from concurrent requests (1: no gathering)."),
-    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", min=0, help="Milliseconds the first request of a batch waits for others."),
+    max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="Milliseconds the first request of a batch waits for others."),
     no_batching: bool = typer.Option(False, "--no-batching", help="Run each request on its own (as --max-batch 1)."),
     max_queue: int = typer.Option(1024, "--max-queue", min=1, help="Texts that may wait for the model; beyond them requests get 503 with Retry-After."),
     max_body: int = typer.Option(1 << 20, "--max-body", min=1, help="Largest request body in bytes (413 beyond)."),
@@ -25,7 +25,7 @@ def serve(
     token: Optional[str] = typer.Option(None, "--token", envvar="TEXTLSTM_SERVE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on every endpoint but /health, /ready and the page (prefer the environment variable: a command line is visible to other users)."),
     log_texts: bool = typer.Option(False, "--log-texts", help="Log the texts of /predict requests (never logged otherwise)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own copy of the model."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Compute threads per worker (0: the model's train.threads, else cores / workers)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Compute threads per worker (0: the model's train.threads, else cores / workers - 1, leaving a core to the HTTP loop)."),
     graceful_timeout: float = typer.Option(10.0, "--graceful-timeout", min=0, help="Seconds in-flight requests get to finish after SIGTERM."),
 ):
     """Serve a model over HTTP: POST /predict, GET /health, /ready, /model, /metrics, and a page at /."""

@@ -16,6 +16,7 @@ answers 503 meanwhile. For uvicorn's worker processes, `create_app_from_env` is 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -75,6 +76,11 @@ class ServeState:
             self.load_error = str(exc) or type(exc).__name__
             log.error("cannot serve %s: %s", self.settings.model, self.load_error)
             return
+        # The libraries and the model are a million long-lived objects: without this, each of
+        # Python's full collections walks them all and stalls every request for ~200 ms
+        # (p99 of 200 ms over a long run); frozen, they are never scanned again.
+        gc.collect()
+        gc.freeze()
         self.ready = True
         log.info("serving %s (%s, labels: %s)", self.predictor.source, self.predictor.format,
                  ", ".join(self.predictor.classes))
