@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from textlstm.data import Example, ReadReport, detect_format, label_order, read_dataset, read_examples, read_texts
 from textlstm.errors import ConfigError, DataError
+from textlstm.config import DataConfig
+from textlstm.data.readers import read_data
 
 
 def write(path, text, encoding="utf-8"):
@@ -171,14 +173,17 @@ def test_malformed_json_names_file_and_line(tmp_path):
 def test_fasttext_line_without_label(tmp_path):
     p = write(tmp_path / "d.ft", "__label__a fine\nno label here\n")
     with pytest.raises(DataError, match=r"d\.ft:2: fastText line without a label"):
-        list(read_examples(p))
+        list(read_data(p, DataConfig(), task="multiclass"))
+    # read for either task, it is a text with no label (an error later if the data is multi-class)
+    assert pairs(read_examples(p)) == [("fine", "a"), ("no label here", ())]
     assert pairs(read_texts(p)) == [("fine", "a"), ("no label here", None)]
 
 
 def test_multi_label_fasttext_line(tmp_path):
     p = write(tmp_path / "d.ft", "__label__a __label__b text\n")
-    with pytest.raises(DataError, match="multi-label lines are not supported"):
-        list(read_examples(p))
+    assert pairs(read_examples(p)) == [("text", ("a", "b"))]
+    with pytest.raises(DataError, match=r"d\.ft:1: several labels \(a b; set model\.task"):
+        list(read_data(p, DataConfig(), task="multiclass"))
 
 
 def test_tsv_wrong_number_of_fields(tmp_path):
@@ -187,10 +192,10 @@ def test_tsv_wrong_number_of_fields(tmp_path):
         list(read_examples(p))
 
 
-@pytest.mark.parametrize("label", ["1.0", "null", '""', "[1, 2]", "{}"])
+@pytest.mark.parametrize("label", ["1.0", "null", '""', "[1, [2]]", '["a", ""]', "{}"])
 def test_bad_json_labels(tmp_path, label):
     p = write(tmp_path / "d.jsonl", f'{{"text": "a", "label": {label}}}\n')
-    with pytest.raises(DataError, match=r"d\.jsonl:1: (label must be|missing label|multi-label)"):
+    with pytest.raises(DataError, match=r"d\.jsonl:1: (label must be|missing label|label list holds an empty label)"):
         list(read_examples(p))
     assert pairs(read_texts(p)) == [("a", None)]
 

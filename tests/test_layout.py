@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "textlstm"
 # Floors, upstream first: a module imports only from its own floor's package or a lower floor.
 FLOORS = [{"errors", "config", "callbacks", "atomic", "locks", "hashing", "metrics", "_compat",
-           "configfile", "notebook", "tensorboard"},
+           "configfile", "notebook", "tensorboard", "thresholds"},
           {"data"}, {"embeddings"}, {"model"}, {"training"}, {"classifier", "sklearn"}, {"jobs"}, {"serve"},
           {"display"}, {"cli"}, {"__init__"}]
 DISPLAY_ONLY = {"rich", "textlstm.display"}  # what only display.py and the CLI may import

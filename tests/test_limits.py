@@ -92,8 +92,8 @@ def test_a_label_per_row_is_refused_before_training():
 
 
 def test_over_the_label_ceiling_is_refused_and_the_setting_allows_it(monkeypatch):
-    import textlstm.classifier as classifier_mod
-    monkeypatch.setattr(classifier_mod, "MAX_LABELS", 30)
+    import textlstm.training.start as start_mod
+    monkeypatch.setattr(start_mod, "MAX_LABELS", 30)
     texts = [f"text {i} word{i % 40}" for i in range(160)]
     labels = [f"L{i % 40}" for i in range(160)]
     with pytest.raises(DataError, match="more than 30"):

@@ -26,7 +26,10 @@ def validation_parts(r: dict[str, Any]) -> list[str]:
     """A validation record's scores: a classifier's accuracy and macro-F1, a language model's
     perplexity."""
     parts = []
-    if "val_accuracy" in r:
+    if "val_micro_f1" in r:  # multi-label: at the best global threshold of this validation
+        parts += [f"micro-F1 {r['val_micro_f1']:.4f}", f"macro-F1 {r['val_macro_f1']:.4f}",
+                  f"subset accuracy {r['val_accuracy']:.4f}", f"threshold {r['val_threshold']:.2f}"]
+    elif "val_accuracy" in r:
         parts += [f"accuracy {r['val_accuracy']:.4f}", f"macro-F1 {r['val_macro_f1']:.4f}"]
     if r.get("val_perplexity") is not None:
         parts.append(f"perplexity {r['val_perplexity']:.1f}")

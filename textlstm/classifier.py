@@ -8,68 +8,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-import importlib.metadata
-import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from .callbacks import Callback, say
 from .config import Config, ModelConfig
+from .data import multilabel
 from .data.batching import EncodedDataset
-from .data.readers import check_known_labels, label_order, parse_label_names, rename_labels
+from .data.readers import check_known_labels, each_label, label_order, parse_label_names, rename_labels
 from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
-from .data.vocab import Vocab
-from .embeddings.builtin import builtin
-from .embeddings.matrix import Embedded, VectorsArg, vocab_and_vectors, with_sources
-from .errors import ConfigError, DataError, NotFittedError
+from .embeddings.matrix import VectorsArg
+from .errors import DataError, NotFittedError
 from .metrics import evaluate as evaluate_predictions
+from .metrics import evaluate_multilabel
 from .model.artifact import METRICS_FILE, MODEL_CARD, Artifact, config_json, load_artifact, save_artifact
 from .model.card import model_card
 from .notebook import Explanations
+from .thresholds import decide, tune as tune_thresholds
 from .training.checkpoint import metrics_lines
-from .model.infer import predict_logits, predict_top, softmax
+from .model.infer import logit_batches, predict_logits, predict_top, sigmoid, softmax
 from .model.network import TextLSTM, expected_shapes
 from .model.quantize import float_state_dict, is_quantized, quantize_model
 from .training.device import resolve_device, setup_threads
 from .training.freezing import run_freeze
-from .training.lm import check_compatible, load_encoder, start_from_encoder
-from .training.objectives import class_weights_for
+from .training.objectives import MultiLabelClassification
+from .training.start import (MAX_LABELS, TrainingStart, file_id, stratified_split, check_label_count,  # noqa: F401
+                             prepare_training, sources_id)
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
     return expected_shapes(ModelConfig(**config["model"]), vocab_size, n_labels)
-
-
-MAX_LABELS = 1000  # labels allowed without data.max_labels
-
-
-def check_label_count(classes: Sequence[str], n_examples: int, max_labels: int = 0) -> None:
-    """Refuse, before any training, a label set that cannot be meant: fewer than two labels,
-    more than `MAX_LABELS` (or `max_labels` when set), or, unless `max_labels` is set, more
-    than 20 labels with fewer than two examples each on average — the sign of a label column
-    that holds ids or texts."""
-    n_labels = len(classes)
-    if n_labels < 2:
-        found = f"only the label {classes[0]!r}" if classes else "no examples"
-        raise DataError(f"Training needs at least two classes; the training data has {found} "
-                        f"({n_examples:,} examples).")
-    limit = max_labels or MAX_LABELS
-    sparse = not max_labels and n_labels > 20 and 2 * n_labels > n_examples
-    if n_labels > limit or sparse:
-        why = (f"more than {limit:,}" if n_labels > limit else
-               f"{n_examples / n_labels:.2f} examples per label on average")
-        raise DataError(f"The training data has {n_labels:,} distinct labels for {n_examples:,} "
-                        f"examples ({why}): is the label column right (--label-field)? If these "
-                        f"labels are meant, allow them with --set data.max_labels={max(n_labels, 2)}.")
 
 
 class TextClassifier:
@@ -89,12 +65,14 @@ class TextClassifier:
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
             callbacks: list[Callback] | None = None) -> "TextClassifier":
         """Train on in-memory texts; `val_*` or a stratified `data.val_split` of the training data
-        picks the best epoch."""
+        picks the best epoch. A label that is a list (or tuple) of labels makes multi-label
+        training (`model.task = "auto"`): `[["joy", "love"], [], ["anger"]]`."""
         tok = Tokenizer(self.config.tokenizer)
+        self.reports_ = []  # no files read
         val = None
         if val_texts is not None:
-            val = (list(tok.pipe(val_texts)), [str(v) for v in val_labels])
-        return self._fit_tokens(list(tok.pipe(texts)), [str(v) for v in labels], val, vectors,
+            val = (list(tok.pipe(val_texts)), _given_labels(val_labels))
+        return self._fit_tokens(list(tok.pipe(texts)), _given_labels(labels), val, vectors,
                                 checkpoint_dir, resume, callbacks)
 
     def train(self, data: str | os.PathLike, *, val: str | os.PathLike | None = None,
@@ -112,7 +90,7 @@ class TextClassifier:
                                 checkpoint_dir, resume, callbacks)
 
     def _read(self, path, tok: Tokenizer, callbacks):
-        corpus = load_corpus(path, self.config.data, tok)
+        corpus = load_corpus(path, self.config.data, tok, task=self.config.model.task)
         self.reports_.append(corpus.report)
         if not corpus.tokens:  # the report says why: empty, a header only, blank, all skipped
             raise DataError(f"No examples to train or validate on: {corpus.report.summary()}.")
@@ -125,10 +103,15 @@ class TextClassifier:
         labels = rename_labels(labels, names, what="training data", strict=True)
         if val is not None:
             val = (val[0], rename_labels(val[1], names, what="validation data", strict=True))
-        classes = label_order(set(labels))
+        task = multilabel.resolve_task(labels, cfg.model.task)
+        labels, val = self._labels_for(task, labels, val, getattr(self, "reports_", []))
+        classes = label_order(set(each_label(labels)))
         check_label_count(classes, len(labels), cfg.data.max_labels)
+        if task == "multilabel":
+            say(callbacks, multilabel.describe(labels, classes))
+        cfg = replace(cfg, model=replace(cfg.model, task=task))
         if val is None and cfg.data.val_split > 0:
-            tokens, labels, val = _stratified_split(tokens, labels, cfg.data.val_split, cfg.train.seed)
+            tokens, labels, val = stratified_split(tokens, labels, cfg.data.val_split, cfg.train.seed)
         index = {c: i for i, c in enumerate(classes)}
         if val is not None:
             check_known_labels(val[1], index, "validation data")
@@ -136,26 +119,33 @@ class TextClassifier:
         self.config = cfg = run.config  # what the model trains with is what config.json records
         vocab, train_data, model, weights = run.vocab, run.train_data, run.model, run.class_weights
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
+        model_settings = cfg.to_dict()["model"]  # thresholds do not change the weights: left out
+        for key in ("thresholds", "threshold", *(() if task == "multilabel" else ("task",))):
+            model_settings.pop(key)
         fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
-                       "vectors": sources_id(cfg.embeddings.vectors), "model": cfg.to_dict()["model"]}
+                       "vectors": sources_id(cfg.embeddings.vectors), "model": model_settings}
         if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
-            fingerprint["encoder"] = _file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
+            fingerprint["encoder"] = file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
         if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
             fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
             fingerprint["case_fallback"] = cfg.vocab.case_fallback
         start = time.perf_counter()
         from .training.trainer import Trainer  # here: loading and predicting never import the loop
 
+        objective = (MultiLabelClassification(len(classes), weights, cfg.train.label_smoothing,
+                                              cfg.train.multilabel_score) if task == "multilabel" else None)
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
-                          class_weights=weights, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
+                          class_weights=None if objective else weights, objective=objective,
+                          checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
                           callbacks=callbacks, freeze_encoder=bool(cfg.embeddings.encoder))
         result = trainer.fit(resume=resume)
         self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
         self.class_weights_ = None if weights is None else weights.tolist()
+        score = f"best_val_{cfg.train.multilabel_score}" if task == "multilabel" else "best_val_macro_f1"
         self.meta_ = {"history": result.history, "best_epoch": result.best_epoch,
-                      "label_counts": {"train": dict(Counter(labels)),
-                                       "val": dict(Counter(val[1])) if val else None},
-                      "best_val_macro_f1": result.best_score, "unfrozen_epoch": result.unfrozen_epoch,
+                      "label_counts": {"train": dict(Counter(each_label(labels))),
+                                       "val": dict(Counter(each_label(val[1]))) if val else None},
+                      score: result.best_score, "unfrozen_epoch": result.unfrozen_epoch,
                       "stopped_early": result.stopped_early, "padding_share": result.padding_share,
                       "train_seconds": time.perf_counter() - start, "n_train": len(train_data),
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
@@ -164,7 +154,64 @@ class TextClassifier:
                       "vector_sources": [src.record() for src in run.sources]}
         self.sources_ = run.sources
         self.coverage_ = run.sources[0].coverage if run.sources else None  # the first source's
+        if task == "multilabel":
+            self.meta_["labels_per_text"] = sum(map(len, labels)) / max(1, len(labels))
+            self._tune_thresholds(val_data, "validation split" if val else None, callbacks)
         return self
+
+    @staticmethod
+    def _labels_for(task: str, labels, val, reports=()):
+        """The labels as the task needs them: tuples (multi-label) or strings (multi-class,
+        where a text with no label or several is an error saying where: the files' read
+        `reports`, training then validation, know the line)."""
+        if task == "multilabel":
+            return multilabel.as_tuples(labels), val and (val[0], multilabel.as_tuples(val[1]))
+        train_report, val_report = (list(reports) + [None, None])[:2]
+        return (multilabel.as_strings(labels, "training data", train_report),
+                val and (val[0], multilabel.as_strings(val[1], "validation data", val_report)))
+
+    # -- multi-label decisions --------------------------------------------------------------
+    @property
+    def multilabel(self) -> bool:
+        """Whether each text gets any number of labels (a sigmoid per label) or exactly one."""
+        return self.config.model.task == "multilabel"
+
+    @property
+    def thresholds_(self) -> np.ndarray:
+        """The decision threshold of each label (multi-label models), in `classes_` order."""
+        saved = (self.meta_ or {}).get("thresholds")
+        if saved is None:
+            return np.full(len(self.classes_), self.config.model.threshold, dtype=np.float32)
+        return np.asarray([saved[c] for c in self.classes_], dtype=np.float32)
+
+    def _tune_thresholds(self, data: EncodedDataset | None, source: str | None, callbacks=None,
+                         mode: str | None = None, score: str | None = None) -> np.ndarray:
+        m = self.config.model
+        mode, score = mode or m.thresholds, score or self.config.train.multilabel_score
+        if data is None or mode == "fixed":
+            found, mode, source = np.full(len(self.classes_), m.threshold, dtype=np.float32), "fixed", None
+        else:
+            proba = sigmoid(predict_logits(self.model_, data, 256, self._ready())[0])
+            found = tune_thresholds(data.labels, proba, mode, score, m.threshold)
+        self.meta_["thresholds"] = {c: round(float(t), 2) for c, t in zip(self.classes_, found)}
+        self.meta_["threshold_tuning"] = {"mode": mode, "score": score, "on": source}
+        shown = f"{float(found[0]):.2f}" if mode != "per-label" else f"{found.min():.2f}-{found.max():.2f}"
+        say(callbacks, f"thresholds ({mode}{f', {score} on the {source}' if source else ''}): {shown}")
+        return found
+
+    def find_threshold(self, texts: Sequence[str], labels: Sequence[Any], *, mode: str | None = None,
+                       score: str | None = None, source: str = "given data") -> dict[str, float]:
+        """Retune the multi-label thresholds on labelled texts (`mode` global or per-label,
+        `score` micro_f1 or macro_f1; default the model's settings) and keep them; `save` to
+        write them. Returns {label: threshold}."""
+        self.check_fitted()
+        if not self.multilabel:
+            raise NotFittedError("find_threshold() is for multi-label models; this one gives one label per text.")
+        gold = self._gold(texts, labels, skip_unknown=False)[1]
+        data = self.encode(texts)
+        data.labels = multilabel.multi_hot(gold, {c: i for i, c in enumerate(self.classes_)})
+        self._tune_thresholds(data, source, mode=mode, score=score)
+        return dict(self.meta_["thresholds"])
 
     def fine_tune(self, data: str | os.PathLike, *, epochs: int = 1, lr: float | None = None,
                   callbacks: list[Callback] | None = None) -> "TextClassifier":
@@ -176,15 +223,19 @@ class TextClassifier:
             raise NotFittedError("A quantised model cannot be trained; fine-tune its float original.")
         cfg = replace(run_freeze(self.config.train, pretrained=True, purpose="fine-tune"), epochs=epochs,
                       lr=lr or self.config.train.lr, patience=0, eval_every=0)
-        corpus = load_corpus(data, self.config.data, self.tokenizer)
+        corpus = load_corpus(data, self.config.data, self.tokenizer, task=self.config.model.task)
         index = {c: i for i, c in enumerate(self.classes_)}
-        check_known_labels(corpus.labels, index, f"fine-tuning data {data}")
-        train_data = EncodedDataset.encode(corpus.tokens, self.vocab_, corpus.labels, index)
+        labels = self._labels_for(self.config.model.task, corpus.labels, None)[0]
+        check_known_labels(labels, index, f"fine-tuning data {data}")
+        train_data = EncodedDataset.encode(corpus.tokens, self.vocab_, labels, index)
         weights = (self.meta_ or {}).get("class_weights")
+        weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        objective = (MultiLabelClassification(len(self.classes_), weights, self.config.train.label_smoothing)
+                     if self.multilabel else None)
         from .training.trainer import Trainer
 
         Trainer(self.model_, cfg, train_data, None, n_labels=len(self.classes_), callbacks=callbacks,
-                class_weights=None if weights is None else torch.tensor(weights, dtype=torch.float32)).fit()
+                class_weights=None if objective else weights, objective=objective).fit()
         self.model_.eval()
         return self
 
@@ -217,27 +268,45 @@ class TextClassifier:
         return predict_logits(self.model_, data, batch_size, self._ready(), attention)
 
     def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:
-        """Class probabilities `(n, len(classes_))`; the same for any batch size."""
-        return softmax(self._run(texts, batch_size)[0])
+        """Probabilities `(n, len(classes_))`; the same for any batch size. Multi-class: a
+        distribution per text (softmax); multi-label: each label's own probability (sigmoid)."""
+        logits = self._run(texts, batch_size)[0]
+        return sigmoid(logits) if self.multilabel else softmax(logits)
 
-    def predict(self, texts: Iterable[str], batch_size: int = 256) -> list[str]:
-        """The most probable label of each text (memory: one batch's scores at a time)."""
+    def predict(self, texts: Iterable[str], batch_size: int = 256, *, threshold: float | None = None,
+                at_least_one: bool = False) -> list:
+        """The most probable label of each text (memory: one batch's scores at a time). A
+        multi-label model gives each text the list of labels at or above their thresholds
+        (`threshold`: one for all instead), with `at_least_one` its top label when none is."""
         data = self.encode(texts)
-        return [self.classes_[i] for i in predict_top(self.model_, data, batch_size, self._ready())]
+        if not self.multilabel:
+            return [self.classes_[i] for i in predict_top(self.model_, data, batch_size, self._ready())]
+        cut = self.thresholds_ if threshold is None else np.full(len(self.classes_), threshold, np.float32)
+        out: list = [None] * len(data)
+        for index, logits, _, _ in logit_batches(self.model_, data, batch_size, self._ready()):
+            chosen = decide(sigmoid(logits.numpy()), cut, at_least_one)
+            for row, i in enumerate(index):
+                out[i] = [self.classes_[j] for j in np.flatnonzero(chosen[row])]
+        return out
 
     def explain(self, texts: Iterable[str]) -> list[dict[str, Any]]:
-        """Per text: its tokens with attention weights, the predicted label and probabilities."""
+        """Per text: its tokens with attention weights, the predicted label (multi-label: the
+        most probable, and `labels`, those predicted) and probabilities."""
         texts = list(texts)
         if "attention" not in self.config.model.pooling.split("+"):
             raise NotFittedError("explain() needs a model with attention pooling (model.pooling).")
         logits, weights = self._run(texts, 64, attention=True)
-        proba = softmax(logits)
+        proba = sigmoid(logits) if self.multilabel else softmax(logits)
+        chosen = decide(proba, self.thresholds_) if self.multilabel else None
         out = []
-        for text, p, w in zip(texts, proba, weights):
+        for row, (text, p, w) in enumerate(zip(texts, proba, weights)):
             tokens = self.tokenizer.tokenize(text) or ["<unk>"]
-            out.append({"text": text, "label": self.classes_[int(p.argmax())],
-                        "proba": dict(zip(self.classes_, map(float, p))),
-                        "tokens": list(zip(tokens, map(float, w)))})
+            doc = {"text": text, "label": self.classes_[int(p.argmax())],
+                   "proba": dict(zip(self.classes_, map(float, p))),
+                   "tokens": list(zip(tokens, map(float, w)))}
+            if chosen is not None:
+                doc["labels"] = [self.classes_[j] for j in np.flatnonzero(chosen[row])]
+            out.append(doc)
         return Explanations(out)  # a list that shows itself in Jupyter
 
     def _repr_html_(self) -> str:
@@ -245,22 +314,43 @@ class TextClassifier:
         return classifier_html(self)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[Any], batch_size: int = 256,
-                 skip_unknown: bool = False) -> dict:
-        """Accuracy, per-class and averaged precision / recall / F1, confusion matrix.
+                 skip_unknown: bool = False, *, threshold: float | None = None) -> dict:
+        """Accuracy, per-class and averaged precision / recall / F1, confusion matrix; for a
+        multi-label model (labels: lists of labels per text) subset accuracy, Hamming loss,
+        micro / macro / weighted / samples averages and per-label ROC-AUC, at the model's
+        thresholds (or `threshold`).
 
         Labels the model never saw are an error listing them, or with `skip_unknown` are left
         out of the metrics and counted under `skipped_unknown_labels`."""
-        labels = rename_labels([str(x) for x in labels], parse_label_names(self.config.data.label_names))
-        known = set(self.classes_)
-        unknown = Counter(lab for lab in labels if lab not in known)
-        if unknown and skip_unknown:
-            keep = [i for i, lab in enumerate(labels) if lab in known]
-            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        texts, gold, unknown = self._gold(texts, labels, skip_unknown)
+        if self.multilabel:
+            index = {c: i for i, c in enumerate(self.classes_)}
+            proba = self.predict_proba(texts, batch_size)
+            cut = self.thresholds_ if threshold is None else np.full(len(self.classes_), threshold, np.float32)
+            report = evaluate_multilabel(multilabel.multi_hot(gold, index), decide(proba, cut),
+                                         self.classes_, proba, cut)
         else:
-            check_known_labels(labels, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
-        report = evaluate_predictions(labels, self.predict(texts, batch_size), self.classes_)
+            report = evaluate_predictions(gold, self.predict(texts, batch_size), self.classes_)
         report["skipped_unknown_labels"] = dict(unknown)
         return report
+
+    def _gold(self, texts: Sequence[str], labels: Sequence[Any], skip_unknown: bool):
+        """(texts, gold labels as the task needs them, unknown label counts)."""
+        self.check_fitted()
+        names = parse_label_names(self.config.data.label_names)
+        gold = rename_labels(_given_labels(labels), names)
+        gold = multilabel.as_tuples(gold) if self.multilabel else multilabel.as_strings(gold, "evaluation data")
+        known = set(self.classes_)
+        unknown = Counter(lab for lab in each_label(gold) if lab not in known)
+        if unknown and skip_unknown:
+            if self.multilabel:  # the unknown labels go, the texts stay
+                gold = [tuple(lab for lab in labs if lab in known) for labs in gold]
+            else:
+                keep = [i for i, lab in enumerate(gold) if lab in known]
+                texts, gold = [texts[i] for i in keep], [gold[i] for i in keep]
+        else:
+            check_known_labels(gold, {c: i for i, c in enumerate(self.classes_)}, "evaluation data")
+        return list(texts), gold, unknown
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
@@ -289,91 +379,7 @@ class TextClassifier:
         return clf
 
 
-def _file_id(path: str | None) -> str | None:
-    """A file as a resumed run must find it again: path, size and modification time; a
-    built-in vector source: its name and its package's version."""
-    if path is None:
-        return None
-    src = builtin(path)
-    if src is not None:
-        return f"{src.name} ({src.package} {importlib.metadata.version(src.package)})"
-    st = Path(path).stat()
-    return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
-
-
-def sources_id(sources: Sequence[str]) -> str | list[str] | None:
-    """The vector sources as a checkpoint's fingerprint records them (one source: as 0.1 did)."""
-    ids = [_file_id(s) for s in sources]
-    return None if not ids else ids[0] if len(ids) == 1 else ids
-
-
-def _stratified_split(tokens, labels, share: float, seed: int):
-    counts = Counter(labels)
-    n_val = math.ceil(share * len(labels))  # as scikit-learn rounds a share
-    # Stratifying needs two examples of every class and a validation part of one per class.
-    stratify = labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
-    idx_train, idx_val = train_test_split(np.arange(len(labels)), test_size=share,
-                                          random_state=seed, stratify=stratify)
-    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
-    return (pick(idx_train, tokens), pick(idx_train, labels),
-            (pick(idx_val, tokens), pick(idx_val, labels)))
-
-
-@dataclass
-class TrainingStart:
-    """What a training run with some settings starts from (`prepare_training`)."""
-
-    config: Config  # the settings it trains with: the vectors recorded, the freeze mode resolved
-    vocab: Vocab
-    train_data: EncodedDataset
-    model: TextLSTM  # freshly seeded, embeddings from the vectors or the encoder
-    class_weights: torch.Tensor | None  # None unless train.class_weights = "balanced"
-    embedded: Embedded | None  # the vocabulary and vector sources (None: from an encoder)
-
-    @property
-    def sources(self):  # -> list[Source]: each source's columns and coverage
-        return self.embedded.sources if self.embedded else []
-
-
-def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Sequence[str], classes: list[str],
-                     vectors=None, callbacks: list[Callback] | None = None) -> TrainingStart:
-    """The vocabulary (and vectors) of the training tokens, the encoded training data, a freshly
-    seeded model and the class weights, and the settings the run uses; `cfg` is not changed."""
-    counts = Counter(t for toks in tokens for t in toks)
-    cfg = with_sources(cfg, vectors)
-    embedded = None
-    if cfg.embeddings.encoder:
-        vocab, model = _from_encoder(cfg, counts, len(classes), callbacks)
-        pretrained = True
-    else:
-        embedded = vocab_and_vectors(cfg, counts, callbacks)
-        cfg = embedded.settings(cfg)  # the sources decide the embedding dimension
-        vocab, matrix = embedded.vocab, embedded.matrix
-        pretrained = matrix is not None
-        torch.manual_seed(cfg.train.seed)
-        model = TextLSTM(cfg.model, len(vocab), len(classes),
-                         torch.from_numpy(matrix) if matrix is not None else None)
-    train = run_freeze(cfg.train, pretrained=pretrained)
-    if train is not cfg.train:
-        say(callbacks, f"no pretrained vectors: embeddings train from the start (train.freeze = {train.freeze})")
-        cfg = replace(cfg, train=train)
-    train_data = EncodedDataset.encode(tokens, vocab, labels, {c: i for i, c in enumerate(classes)})
-    weights = class_weights_for(train_data.labels, len(classes)) if cfg.train.class_weights == "balanced" else None
-    return TrainingStart(cfg, vocab, train_data, model, weights, embedded)
-
-
-def _from_encoder(cfg: Config, counts: Counter, n_labels: int, callbacks):
-    """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
-    path = cfg.embeddings.encoder
-    if cfg.embeddings.vectors:
-        raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
-                          f"--encoder: the encoder in {path} brings its own embeddings.")
-    encoder = load_encoder(path)
-    check_compatible(encoder, cfg, f"{path}/config.json")
-    torch.manual_seed(cfg.train.seed)
-    vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
-    covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
-    say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
-                   f"training tokens; vocabulary {len(vocab):,}")
-    return vocab, model
-
+def _given_labels(labels: Sequence[Any]) -> list:
+    """Labels as given to `fit` / `evaluate`: a list or tuple is a text's several labels (a
+    tuple of strings), anything else one label (a string)."""
+    return [tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v) for v in labels]

@@ -41,6 +41,8 @@ class DataConfig:
     max_labels: int = _setting(0, "0: refuse over 1,000 labels or >20 labels averaging <2 examples; "
                                   "N: allow up to N")
     label_names: list[str] = _setting([], '"raw=name" pairs: labels as read -> as shown')
+    label_sep: str = _setting("", "CSV/TSV: split the label field on this string for several labels per text "
+                                  "(e.g. ',' or '|'); '': one label per text")
 
 
 @dataclass
@@ -92,6 +94,13 @@ class ModelConfig:
     head_hidden: int = _setting(0, "0: linear head; >0: one hidden layer of this size")
     quantization: str = _choice("none", "dynamic-int8", default="none",
                                 help="Applied on load (CPU inference); `textlstm compress` records it")
+    task: str = _choice("auto", "multiclass", "multilabel", default="auto",
+                        help="One label per text (softmax) or several (a sigmoid per label); auto: "
+                             "multi-label when a text of the training data has several labels")
+    thresholds: str = _choice("global", "per-label", "fixed", default="global",
+                              help="Multi-label: the decision threshold is tuned on validation, one for "
+                                   "all labels (global) or one per label, or is `threshold` (fixed)")
+    threshold: float = _setting(0.5, "Multi-label: the fixed threshold, and the start of tuning")
 
 
 @dataclass
@@ -126,6 +135,9 @@ class TrainConfig:
     threads: int = _setting(0, "CPU threads; 0: all cores")
     device: str = _setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     amp: bool = _setting(False, "Mixed precision: bfloat16 on a CPU that has it natively, float16 on CUDA")
+    multilabel_score: str = _choice("micro_f1", "macro_f1", default="micro_f1",
+                                    help="Multi-label: the validation F1 that early stopping, the best "
+                                         "epoch and threshold tuning maximise")
 
 
 SECTIONS: dict[str, type] = {
@@ -214,6 +226,8 @@ class Config:
                            "train.ema_decay": t.ema_decay}.items():
             if not 0 <= value < 1:
                 raise ConfigError(f"{key} must be in [0, 1), got {value}.")
+        if not 0 < m.threshold < 1:
+            raise ConfigError(f"model.threshold must be between 0 and 1 (exclusive), got {m.threshold}.")
         return self
 
 

@@ -121,7 +121,10 @@ class RangeTestProgress:
 
 # -- tables -----------------------------------------------------------------------------------
 def evaluation_table(report: dict[str, Any], title: str = "Evaluation") -> Table:
-    """A rich table in the layout of scikit-learn's `classification_report`."""
+    """A rich table in the layout of scikit-learn's `classification_report` (multi-label: with
+    each label's ROC-AUC and threshold, and the four averages, subset accuracy, Hamming loss)."""
+    if report.get("task") == "multilabel":
+        return _multilabel_table(report, title)
     table = Table(title=title)
     table.add_column("label")
     for name in ("precision", "recall", "f1", "support"):
@@ -137,6 +140,45 @@ def evaluation_table(report: dict[str, Any], title: str = "Evaluation") -> Table
     table.add_row("micro avg", "", "", f"{report['micro_f1']:.4f}", n)
     table.add_row("weighted avg", f"{weighted_average(report, 'precision'):.4f}",
                   f"{weighted_average(report, 'recall'):.4f}", f"{report['weighted_f1']:.4f}", n)
+    return table
+
+
+def _multilabel_table(report: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("label")
+    for name in ("precision", "recall", "f1", "support", "ROC-AUC", "threshold"):
+        table.add_column(name, justify="right")
+
+    def num(value: Any) -> str:
+        return "—" if value is None else f"{value:.4f}"
+    for label, row in report["per_class"].items():
+        table.add_row(str(label), num(row["precision"]), num(row["recall"]), num(row["f1"]), str(row["support"]),
+                      num(row.get("roc_auc")), f"{row['threshold']:.2f}" if "threshold" in row else "")
+    n = str(report["n"])
+    table.add_section()
+    for kind in ("micro", "macro", "weighted", "samples"):
+        table.add_row(f"{kind} avg", num(report[f"{kind}_precision"]), num(report[f"{kind}_recall"]),
+                      num(report[f"{kind}_f1"]), n, num(report["macro_roc_auc"]) if kind == "macro" else "", "",
+                      style="bold" if kind == "micro" else None)
+    table.add_row("subset accuracy", "", "", num(report["accuracy"]), n)
+    table.add_row("Hamming loss", "", "", num(report["hamming_loss"]), n)
+    return table
+
+
+def threshold_table(old: dict[str, float], new: dict[str, float], before: dict[str, Any], after: dict[str, Any],
+                    title: str) -> Table:
+    """Each label's threshold and F1 before and after retuning, then the averages."""
+    table = Table(title=title)
+    for name in ("label", "threshold was", "threshold", "F1 was", "F1", "support"):
+        table.add_column(name, justify="left" if name == "label" else "right")
+    for label, row in after["per_class"].items():
+        was = old.get(label)
+        table.add_row(str(label), "—" if was is None else f"{was:.2f}", f"{new[label]:.2f}",
+                      f"{before['per_class'][label]['f1']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+    table.add_section()
+    for key, name in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "samples-F1"),
+                      ("accuracy", "subset accuracy")):
+        table.add_row(name, "", "", f"{before[key]:.4f}", f"{after[key]:.4f}", str(after["n"]), style="bold")
     return table
 
 

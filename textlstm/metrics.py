@@ -80,6 +80,60 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     })
 
 
+def evaluate_multilabel(y_true: Any, y_pred: Any, labels: Sequence[str], proba: Any = None,
+                        thresholds: Any = None) -> Report:
+    """Multi-label scores from `(n, labels)` 0/1 arrays (and the probabilities, for ROC-AUC):
+    subset accuracy (`accuracy`: every label of a text right), Hamming loss, micro / macro /
+    weighted / samples precision, recall and F1, and per label P/R/F1, support and ROC-AUC
+    (None where a label has only positives or only negatives in `y_true`)."""
+    import numpy as np
+    from sklearn.metrics import hamming_loss, roc_auc_score
+
+    y_true, y_pred, labels = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), list(labels)
+    if y_true.shape != y_pred.shape or y_true.ndim != 2 or y_true.shape[1] != len(labels):
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must both be (n, {len(labels)}).")
+    if not len(y_true):
+        raise DataError("Nothing to evaluate: there are no examples.")
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    doc: dict[str, Any] = {"task": "multilabel", "accuracy": float(accuracy_score(y_true, y_pred)),
+                           "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+                           "hamming_loss": float(hamming_loss(y_true, y_pred))}
+    for kind in ("micro", "macro", "weighted", "samples"):
+        ap, ar, af, _ = precision_recall_fscore_support(y_true, y_pred, average=kind, zero_division=0)
+        doc.update({f"{kind}_precision": float(ap), f"{kind}_recall": float(ar), f"{kind}_f1": float(af)})
+    auc = [None] * len(labels)
+    if proba is not None:
+        proba = np.asarray(proba, dtype=np.float64)
+        for i in range(len(labels)):
+            if 0 < y_true[:, i].sum() < len(y_true):
+                auc[i] = float(roc_auc_score(y_true[:, i], proba[:, i]))
+    known = [a for a in auc if a is not None]
+    doc["macro_roc_auc"] = float(np.mean(known)) if known else None
+    doc["per_class"] = {label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                "support": int(s[i]), "roc_auc": auc[i],
+                                **({"threshold": float(thresholds[i])} if thresholds is not None else {})}
+                        for i, label in enumerate(labels)}
+    doc.update({"labels_per_text": float(y_true.sum(axis=1).mean()),
+                "predicted_per_text": float(y_pred.sum(axis=1).mean()),
+                "confusion_matrix": None, "labels": labels, "n": int(len(y_true))})
+    return Report(doc)
+
+
+def plot_label_f1(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """A horizontal bar per label: its F1, with its support in the label's name."""
+    rows = sorted(report["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    fig = new_figure(7, 1.2 + 0.28 * len(rows))
+    ax = fig.add_subplot()
+    ax.barh([f"{label} ({row['support']})" for label, row in rows], [row["f1"] for _, row in rows],
+            color="#2257d0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1")
+    ax.set_title(f"Per-label F1 (n={report['n']}, micro-F1={report['micro_f1']:.3f}, "
+                 f"macro-F1={report['macro_f1']:.3f})")
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
 def weighted_average(report: dict[str, Any], key: str) -> float:
     rows = report["per_class"].values()
     total = sum(row["support"] for row in rows)

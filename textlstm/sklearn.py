@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
@@ -26,6 +27,7 @@ from .callbacks import Callback, EpochLines
 from .classifier import TextClassifier
 from .config import Config, make_config, set_value
 from .errors import ConfigError, NotFittedError, TextInputError
+from .thresholds import decide
 
 # Estimator parameter -> configuration key. None means "the preset's / default value".
 SETTINGS = {
@@ -126,6 +128,8 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
         pass it through without cloning it) receive training progress; `FitCallback`s also
         hear `on_fit_start(params, n_texts)` and `on_fit_end(seconds)`."""
         texts = _texts(X, "X")
+        if _is_multilabel(y):
+            return self._fit_multilabel(texts, y, callbacks)
         labels = column_or_1d(np.asarray(y), warn=True)
         if len(labels) != len(texts):
             raise TextInputError(f"X has {len(texts)} texts but y has {len(labels)} labels.")
@@ -147,6 +151,37 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
                                       callbacks=callbacks)
         self.classifier_, self.config_, self.classes_ = clf, clf.config, classes
         self._columns = np.asarray([clf.classes_.index(n) for n in names])
+        self.multilabel_ = False
+        self.fit_seconds_ = time.perf_counter() - start
+        for cb in callbacks:
+            getattr(cb, "on_fit_end", lambda *a: None)(self.fit_seconds_)
+        return self
+
+    def _fit_multilabel(self, texts: list[str], y: Any, callbacks) -> "TextLSTMClassifier":
+        """y as lists of labels per text (what MultiLabelBinarizer takes) or a 0/1 indicator
+        matrix `(n_texts, n_labels)`: `classes_` are the labels (sorted), or the column numbers."""
+        if getattr(y, "ndim", 1) == 2:
+            matrix = np.asarray(y)
+            if not np.isin(matrix, (0, 1)).all():
+                raise TextInputError("A 2-D y must be a 0/1 indicator matrix (n_texts, n_labels).")
+            classes = np.arange(matrix.shape[1])
+            lists = [tuple(str(j) for j in np.flatnonzero(row)) for row in matrix]
+        else:
+            lists = [tuple(str(x) for x in labs) for labs in y]
+            classes = np.asarray(sorted({x for labs in y for x in labs}, key=str), dtype=object)
+        if len(lists) != len(texts):
+            raise TextInputError(f"X has {len(texts)} texts but y has {len(lists)} rows of labels.")
+        if len(classes) < 2:
+            raise TextInputError(f"Multi-label training needs at least two labels; y has {len(classes)}.")
+        callbacks = list(callbacks or []) + self._display()
+        for cb in callbacks:
+            getattr(cb, "on_fit_start", lambda *a: None)(self.get_params(), len(texts))
+        start = time.perf_counter()
+        cfg = self.build_config()
+        cfg.model.task = "multilabel"  # even if every text happens to have one label
+        clf = TextClassifier(cfg).fit(texts, lists, vectors=self.vectors, callbacks=callbacks)
+        self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, True
+        self._columns = np.asarray([clf.classes_.index(str(c)) for c in classes])
         self.fit_seconds_ = time.perf_counter() - start
         for cb in callbacks:
             getattr(cb, "on_fit_end", lambda *a: None)(self.fit_seconds_)
@@ -173,9 +208,37 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
             return np.log(self.predict_proba(X))
 
     def predict(self, X: Iterable[str]) -> np.ndarray:
-        """Labels as given to `fit` (same type), one per text."""
+        """Labels as given to `fit` (same type), one per text; multi-label: the 0/1 indicator
+        matrix `(n_texts, len(classes_))` of the labels at or above their thresholds
+        (`MultiLabelBinarizer(classes=clf.classes_).inverse_transform` lists them)."""
         proba = self.predict_proba(X)  # first: it raises the not-fitted error
+        if getattr(self, "multilabel_", False):
+            return decide(proba, self.classifier_.thresholds_[self._columns]).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X: Iterable[str], y: Any, sample_weight: Any = None) -> float:
+        """Accuracy; multi-label: subset accuracy (every label of a text right), y as in `fit`."""
+        if not getattr(self, "multilabel_", False):
+            return super().score(X, y, sample_weight)
+        if getattr(y, "ndim", 1) == 2:
+            truth = np.asarray(y, dtype=np.int64)
+        else:
+            index = {str(c): i for i, c in enumerate(self.classes_)}
+            truth = np.zeros((len(y), len(self.classes_)), dtype=np.int64)
+            for row, labs in enumerate(y):
+                truth[row, [index[str(x)] for x in labs]] = 1
+        return float(accuracy_score(truth, self.predict(X), sample_weight=sample_weight))
+
+
+def _is_multilabel(y: Any) -> bool:
+    """y holds several labels per text: a 2-D array, or rows that are lists, tuples or sets."""
+    if getattr(y, "ndim", 1) == 2 and getattr(y, "shape", (0, 1))[1] > 1:
+        return True
+    try:
+        first = next(iter(y))
+    except (TypeError, StopIteration):
+        return False
+    return isinstance(first, (list, tuple, set, frozenset))
 
 
 def _texts(X: Any, name: str, allow_empty: bool = False) -> list[str]:

@@ -60,6 +60,8 @@ def setup_logging(verbose: bool) -> None:
 FormatOpt = typer.Option(None, "--format", help="Data format: auto (the default: from the file name), csv, tsv, jsonl, fasttext, folder, text.")
 TextFieldOpt = typer.Option(None, "--text-field", help="Column/key holding the text (detected when omitted).")
 LabelFieldOpt = typer.Option(None, "--label-field", help="Column/key holding the label (detected when omitted).")
+LabelSepOpt = typer.Option(None, "--label-sep", help="CSV/TSV: the label column holds several labels separated by this string (e.g. ',' or '|'): multi-label data. eval/predict default to the model's.")
+ThresholdOpt = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Multi-label models: one decision threshold for every label instead of the model's tuned ones.")
 EncodingOpt = typer.Option(None, "--encoding", help="Text encoding of the data files (default utf-8), e.g. latin-1.")
 BadLinesOpt = typer.Option(None, "--on-bad-lines", help="'error' (the default) stops at the first bad line; 'skip' skips, counts and reports.")
 
@@ -137,8 +139,15 @@ BatchSizeOpt = typer.Option(None, "--batch-size", help="Texts per batch (per pro
 
 
 def data_flags(fmt: Optional[str], text_field: Optional[str], label_field: Optional[str],
-               encoding: Optional[str], bad_lines: Optional[str]) -> Flags:
+               encoding: Optional[str], bad_lines: Optional[str], label_sep: Optional[str] = None) -> Flags:
     """The reader options every data command shares, as settings of `[data]`."""
     return {"--format": ("data.format", fmt), "--text-field": ("data.text_field", text_field),
             "--label-field": ("data.label_field", label_field), "--encoding": ("data.encoding", encoding),
-            "--on-bad-lines": ("data.on_bad_lines", bad_lines)}
+            "--on-bad-lines": ("data.on_bad_lines", bad_lines), "--label-sep": ("data.label_sep", label_sep)}
+
+
+def model_data(clf, fmt, text_field, label_field, encoding, on_bad_lines, label_sep):
+    """The reader settings of a data file for a trained model: the flags, with the model's own
+    label separator when --label-sep is not given."""
+    sep = clf.config.data.label_sep if label_sep is None else label_sep
+    return settings(flags=data_flags(fmt, text_field, label_field, encoding, on_bad_lines, sep)).data

@@ -16,10 +16,11 @@ from ..data.readers import read_dataset
 from ..training import distributed
 from . import predicting as cli_predict
 from . import serving as cli_serving
+from . import thresholding as cli_thresholds
 from . import tools as cli_tools
-from ._common import (STATE, BadLinesOpt, BatchSizeOpt, EncodingOpt, EpochsOpt, FormatOpt, LabelFieldOpt, LrOpt,
-                      SeedOpt, TextFieldOpt, VectorsOpt, data_flags, err, handle_errors, out, settings,
-                      setup_logging, train_flags)
+from ._common import (STATE, BadLinesOpt, BatchSizeOpt, EncodingOpt, EpochsOpt, FormatOpt, LabelFieldOpt,
+                      LabelSepOpt, LrOpt, SeedOpt, TextFieldOpt, ThresholdOpt, VectorsOpt, data_flags, err,
+                      handle_errors, model_data, out, settings, setup_logging, train_flags)
 
 app = typer.Typer(help="Text classification with pretrained embeddings and bidirectional LSTMs.",
                   no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
@@ -75,6 +76,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", file_okay=False, help="Write TensorBoard event files here: loss and LR per step, each epoch's scores, every validation (pip install 'textlstm[tensorboard]'; view with tensorboard --logdir DIR)."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Names for the labels as written, e.g. 0=negative,1=positive, or a file of label=name lines; saved with the model and shown everywhere."),
+    task: Optional[str] = typer.Option(None, "--task", help="multiclass (one label per text), multilabel (any number; a sigmoid per label, thresholds tuned on validation) or auto (the default: multi-label when a text has several labels)."),
+    label_sep: Optional[str] = LabelSepOpt,
     fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
@@ -87,8 +90,9 @@ def train(
     if data is None and preset is None and config_file is None:
         preset = BUNDLED_PRESET  # the bundled corpus: general vectors, small-data settings
     cfg = settings(preset, config_file, overrides, {
-        **data_flags(fmt, text_field, label_field, encoding, on_bad_lines),
+        **data_flags(fmt, text_field, label_field, encoding, on_bad_lines, label_sep),
         **train_flags(epochs, lr, seed, batch_size), "--val-split": ("data.val_split", val_split),
+        "--task": ("model.task", task),
         "--scale-lr": ("train.lr_scaling", scale_lr),
         "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder)),
         "--label-names": ("data.label_names", _label_name_pairs(label_names))})
@@ -117,19 +121,22 @@ def evaluate(
     model: Path = typer.Argument(..., help="Model directory."),
     data: Path = typer.Argument(..., exists=True, help="Labelled data file to evaluate on."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the confusion matrix PNG."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the confusion matrix PNG (multi-label: a per-label F1 chart)."),
     skip_unknown: bool = typer.Option(False, "--skip-unknown-labels", help="Leave out (and count) examples whose label the model does not know, instead of failing."),
+    threshold: Optional[float] = ThresholdOpt, label_sep: Optional[str] = LabelSepOpt,
     fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: Optional[str] = EncodingOpt, on_bad_lines: Optional[str] = BadLinesOpt,
 ):
-    """Accuracy, per-class and averaged precision / recall / F1, and the confusion matrix."""
-    from ..metrics import plot_confusion, write_json
+    """Accuracy, per-class and averaged precision / recall / F1, and the confusion matrix
+    (multi-label models: subset accuracy, Hamming loss, micro / macro / weighted / samples
+    averages, per-label ROC-AUC)."""
+    from ..metrics import plot_confusion, plot_label_f1, write_json
 
     clf = TextClassifier.load(model)
-    examples, rep = read_dataset(data, settings(flags=data_flags(fmt, text_field, label_field, encoding,
-                                                                  on_bad_lines)).data)
+    examples, rep = read_dataset(data, model_data(clf, fmt, text_field, label_field, encoding, on_bad_lines, label_sep))
     err.print(rep.summary(), markup=False, highlight=False)
-    report = clf.evaluate([e.text for e in examples], [e.label for e in examples], skip_unknown=skip_unknown)
+    report = clf.evaluate([e.text for e in examples], [e.label for e in examples], skip_unknown=skip_unknown,
+                          threshold=threshold)
     if report["skipped_unknown_labels"]:
         skipped = ", ".join(f"{k!r} ({n})" for k, n in report["skipped_unknown_labels"].items())
         err.print(f"left out examples with labels the model does not know: {skipped}", markup=False)
@@ -141,10 +148,13 @@ def evaluate(
     if json_path:
         write_json(report, json_path)
         out.print(f"metrics written to {json_path}")
-    if plots:
+    if plots and clf.multilabel:
+        out.print(f"per-label F1 plot written to {plot_label_f1(report, Path(plots) / 'label_f1.png')}")
+    elif plots:
         written = plot_confusion(report, Path(plots) / "confusion_matrix.png")
         out.print(f"confusion matrix plot written to {written}" if written else
                   "no confusion matrix plot: too many labels")
+
 
 
 @app.command()
@@ -177,7 +187,8 @@ def info(model: Path = typer.Argument(..., help="Model directory."),
     summary = {k: v for k, v in meta.items() if k not in ("history", "evaluations")}
     out.print_json(json.dumps(summary, default=str))
     for name, report in meta.get("evaluations", {}).items():
-        out.print(f"{name}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
+        micro = f", micro-F1 {report['micro_f1']:.4f}" if "micro_f1" in report else ""
+        out.print(f"{name}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}{micro}")
 
 
 @app.command()
@@ -259,6 +270,7 @@ def corpora_download(
 
 app.command()(cli_predict.predict)
 app.command()(cli_serving.serve)
+app.command("find-threshold")(cli_thresholds.find_threshold)
 # Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
 app.command("search")(cli_tools.search)
 app.command("lr-find")(cli_tools.lr_find)
@@ -291,11 +303,14 @@ def _table(report: dict, title: str):
 
 
 def _write_plots(folder: Path, evaluations: dict, history: list) -> None:
-    from ..metrics import plot_confusion, plot_history
+    from ..metrics import plot_confusion, plot_history, plot_label_f1
     folder.mkdir(parents=True, exist_ok=True)
     plot_history(history, folder / "training_curves.png")
     for name, report in evaluations.items():
-        plot_confusion(report, folder / f"confusion_{name}.png")
+        if report.get("task") == "multilabel":
+            plot_label_f1(report, folder / f"label_f1_{name}.png")
+        else:
+            plot_confusion(report, folder / f"confusion_{name}.png")
     out.print(f"plots written to {folder}")
 
 

@@ -3,6 +3,7 @@ or to --output FILE, in the format its name says or --output-format."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,7 +12,8 @@ import typer
 from ..classifier import TextClassifier
 from ..data.records import Example, ReadReport
 from ..errors import DataError
-from ._common import EncodingOpt, FormatOpt, LabelFieldOpt, TextFieldOpt, data_flags, err, handle_errors, out, settings
+from ._common import (EncodingOpt, FormatOpt, LabelFieldOpt, LabelSepOpt, TextFieldOpt, ThresholdOpt, err,
+                      handle_errors, model_data, out)
 
 
 @handle_errors
@@ -27,12 +29,16 @@ def predict(
     batch_size: int = typer.Option(256, "--batch-size", help="Texts per forward pass."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --input job from <output>.partial."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    threshold: Optional[float] = ThresholdOpt,
+    at_least_one: bool = typer.Option(False, "--at-least-one", help="Multi-label models: a text with no label above its threshold gets its most probable one."),
+    top_k: int = typer.Option(0, "--top-k", min=0, help="Also give the k most probable labels with their probabilities (jsonl and lines)."),
+    label_sep: Optional[str] = LabelSepOpt,
     fmt: Optional[str] = FormatOpt, text_field: Optional[str] = TextFieldOpt, label_field: Optional[str] = LabelFieldOpt,
     encoding: Optional[str] = EncodingOpt,
 ):
     """Predict labels for texts given as arguments, on standard input, or in a file."""
     from ..jobs.predict import predict_file, predict_stream, read_for_prediction
-    from ..jobs.rows import OUTPUT_FORMATS, Columns, output_format as format_of
+    from ..jobs.rows import OUTPUT_FORMATS, columns_for, output_format as format_of
 
     if output_format is not None and output_format not in OUTPUT_FORMATS:
         raise typer.BadParameter(f"{output_format!r} is not a format: {', '.join(OUTPUT_FORMATS)}.",
@@ -53,12 +59,13 @@ def predict(
             raise typer.BadParameter(str(exc), param_hint="--output") from None
     else:
         fmt_out = output_format or ("jsonl" if input_path is not None else "lines")
-    cfg = settings(flags=data_flags(fmt, text_field, label_field, encoding, None))
     clf = TextClassifier.load(model)
+    data = model_data(clf, fmt, text_field, label_field, encoding, None, label_sep)
+    decisions = {"threshold": threshold, "at_least_one": at_least_one, "top_k": top_k}
     if input_path is not None and not to_stdout:
         try:
-            summary = predict_file(clf, input_path, output, data=cfg.data, batch_size=batch_size, resume=resume,
-                                   overwrite=overwrite, format=fmt_out, id_field=id_field)
+            summary = predict_file(clf, input_path, output, data=data, batch_size=batch_size, resume=resume,
+                                   overwrite=overwrite, format=fmt_out, id_field=id_field, **decisions)
         except KeyboardInterrupt:
             err.print(f"error: interrupted; rerun with --resume to continue from {output}.partial")
             raise typer.Exit(130) from None
@@ -70,7 +77,7 @@ def predict(
         return
     if input_path is not None:
         report = ReadReport()
-        examples, cols = read_for_prediction(clf, input_path, cfg.data, id_field, report)
+        examples, cols = read_for_prediction(clf, input_path, data, id_field, report, **decisions)
     else:
         texts = list(texts or [])
         if not texts and not sys.stdin.isatty():
@@ -78,9 +85,9 @@ def predict(
         if not texts:
             raise typer.BadParameter("Give texts as arguments, on standard input, or with --input.")
         examples = [Example(t, None, i, "<arguments>") for i, t in enumerate(texts, 1)]
-        cols = Columns(tuple(clf.classes_), proba=proba)
+        cols = columns_for(clf, proba=proba, **decisions)
     if fmt_out == "lines":
-        cols = Columns(cols.classes, cols.ident, cols.gold, proba)
+        cols = replace(cols, proba=proba)
     rows = predict_stream(clf, examples, fmt_out, cols, batch_size=batch_size)
     if to_stdout:
         for text in rows:

@@ -8,15 +8,17 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .multilabel import multi_hot
 from .vocab import PAD_ID, UNK_ID, Vocab
 
 
 @dataclass
 class EncodedDataset:
-    """Token ids per text (never empty: an empty text becomes one `<unk>`) and label ids."""
+    """Token ids per text (never empty: an empty text becomes one `<unk>`) and label ids, or
+    for multi-label data (labels given as tuples) a multi-hot matrix."""
 
     ids: list[np.ndarray]
-    labels: np.ndarray | None = None  # int64 (n,)
+    labels: np.ndarray | None = None  # int64 (n,), or float32 (n, labels) for multi-label
 
     @classmethod
     def encode(cls, tokens: Sequence[Sequence[str]], vocab: Vocab,
@@ -24,7 +26,9 @@ class EncodedDataset:
                ) -> "EncodedDataset":
         ids = [np.asarray(vocab.lookup_indices(t) or [UNK_ID], dtype=np.int64) for t in tokens]
         y = None
-        if labels is not None:
+        if labels is not None and any(isinstance(lab, tuple) for lab in labels):
+            y = multi_hot(labels, label_index)
+        elif labels is not None:
             y = np.asarray([label_index[lab] for lab in labels], dtype=np.int64)
         return cls(ids, y)
 

@@ -39,10 +39,14 @@ class Options:
     on_bad_lines: str
     labelled: bool
     id_field: str | None = None  # a column/key passed through as `Example.id` (prediction jobs)
+    label_sep: str = ""  # CSV/TSV: the label field holds labels separated by this string
+    task: str = "auto"  # model.task: "multiclass" refuses several labels per record at once
 
 
-# what parsers yield: (source, line, (text, label) or Bad)
-Record = tuple[str, Union[int, None], Union[Bad, tuple[str, Union[str, None]]]]
+# what parsers yield: (source, line, (text, label) or Bad); a label is a string, or a tuple
+# of strings where the syntax allows several (fastText, a JSON list, a label separator)
+Label = Union[str, tuple[str, ...], None]
+Record = tuple[str, Union[int, None], Union[Bad, tuple[str, Label]]]
 
 
 # -- fields -----------------------------------------------------------------------------------
@@ -112,6 +116,16 @@ def _label(value: str) -> str | None:
     return value if value.strip() else None
 
 
+def _labels(values: Iterable[str]) -> tuple[str, ...]:
+    """Several labels as a tuple: stripped, empty ones dropped, each once (first one first)."""
+    return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+def _cell_label(value: str, sep: str) -> Label:
+    """A CSV/TSV label cell: one label, or with a separator a tuple (empty: no label)."""
+    return _labels(value.split(sep)) if sep else _label(value)
+
+
 # -- one parser per format --------------------------------------------------------------------
 
 def _parse_csv(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
@@ -156,9 +170,9 @@ def _tabular(path: Path, rows: Iterator[tuple[int, int, list[str] | Bad]], opts:
             yield src, start, Bad("wrong number of fields", f"found {len(row)}, the header has "
                                    f"{len(header)}{spans if end > start else ''}")
         elif ii is None:
-            yield src, start, (row[ti], None if li is None else _label(row[li]))
+            yield src, start, (row[ti], None if li is None else _cell_label(row[li], opts.label_sep))
         else:
-            yield src, start, (row[ti], None if li is None else _label(row[li]), row[ii])
+            yield src, start, (row[ti], None if li is None else _cell_label(row[li], opts.label_sep), row[ii])
 
 
 def _id_field(columns: list[str], given: str, path: Path) -> str:
@@ -247,17 +261,23 @@ def _json_repeated(obj: _Repeated, text_key: str, label_key: str | None,
     return _json_record(plain, text_key, label_key, labelled)
 
 
-def _json_label(value: object) -> str | Bad | None:
-    """Strings as written, integers as digits, true/false as JSON spells them."""
+def _json_label(value: object, nested: bool = False) -> Label | Bad:
+    """Strings as written, integers as digits, true/false as JSON spells them; a list of
+    those is several labels (a tuple; `[]`: none)."""
     if value is None or isinstance(value, str):
         return None if value is None else _label(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, list):
-        return Bad("multi-label lines are not supported", f"got {len(value)} labels")
-    return Bad("label must be a string or integer", f"got {json.dumps(value)[:40]}")
+    if isinstance(value, list) and not nested:
+        labels = [_json_label(v, nested=True) for v in value]
+        bad = next((lab for lab in labels if isinstance(lab, Bad) or lab is None), False)
+        if bad is not False:
+            return bad or Bad("label list holds an empty label", f"got {json.dumps(value)[:40]}")
+        return _labels(labels)
+    what = "string or integer" if nested else "string, integer or a list of them"
+    return Bad(f"label must be a {what}", f"got {json.dumps(value)[:40]}")
 
 
 def _parse_fasttext(path: Path, opts: Options, rep: ReadReport) -> Iterator[Record]:
@@ -268,13 +288,13 @@ def _parse_fasttext(path: Path, opts: Options, rep: ReadReport) -> Iterator[Reco
             rep.n_blank += 1
             continue
         m = _FASTTEXT.match(line)
-        labels = m.group(1).split() if m else []
-        if opts.labelled and len(labels) != 1:
-            yield src, n, (Bad("fastText line without a label", f"it starts {line[:20]!r}")
-                           if not labels else Bad("multi-label lines are not supported",
-                                                   " ".join(labels)[:60]))
+        labels = _labels(lab.removeprefix("__label__") for lab in m.group(1).split()) if m else ()
+        if opts.labelled and not labels and opts.task == "multiclass":
+            yield src, n, Bad("fastText line without a label", f"it starts {line[:20]!r}")
             continue
-        label = (labels[0].removeprefix("__label__") or None) if len(labels) == 1 else None
+        label: Label = labels[0] if len(labels) == 1 else labels
+        if not opts.labelled and not labels:
+            label = None
         yield src, n, (m.group(2) if m else line, label)
 
 

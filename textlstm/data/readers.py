@@ -66,7 +66,8 @@ def detect_format(path: PathLike) -> str:
 
 
 def read_data(path: PathLike, data: DataConfig, *, labelled: bool = True, on_bad_lines: str | None = None,
-              report: ReadReport | None = None, id_field: str | None = None) -> Iterator[Example]:
+              report: ReadReport | None = None, id_field: str | None = None, task: str = "auto"
+              ) -> Iterator[Example]:
     """Stream the examples of a data file (or folder) read as `data` says (format, fields,
     encoding, bad lines), filling `report` as it goes: every reader call goes through here.
 
@@ -77,15 +78,29 @@ def read_data(path: PathLike, data: DataConfig, *, labelled: bool = True, on_bad
     record, an empty text too, is yielded in its place as `Example("", None, line, source,
     error=reason)` and counted in `report.reported`. With `labelled=False` labels are kept
     where present and never required. `id_field` (csv, tsv, jsonl) passes a column through as
-    `Example.id`."""
+    `Example.id`.
+
+    Several labels per record (fastText `__label__a __label__b`, a JSON list, a CSV/TSV label
+    column split on `data.label_sep`, which other formats do not use) give a tuple label (`()`: none), counted in the report;
+    one label is always a string. With `task="multiclass"` (`model.task`) those records are bad
+    records instead."""
     bad_lines = on_bad_lines or data.on_bad_lines
     fmt = _check(Path(path), data.format, data.encoding, bad_lines, labelled)
     rep = report if report is not None else ReadReport()
     rep.path, rep.format = str(path), fmt
     if id_field is not None and fmt not in ("csv", "tsv", "jsonl"):
         raise DataError(f"--id-field needs a file with named fields (csv, tsv, jsonl); {path} is read as {fmt}.")
-    opts = Options(data.text_field, data.label_field, data.encoding, bad_lines, labelled, id_field)
+    _check_task(task, fmt, path)
+    opts = Options(data.text_field, data.label_field, data.encoding, bad_lines, labelled, id_field,
+                   data.label_sep, task)
     return _read(Path(path), fmt, opts, rep)
+
+
+def _check_task(task: str, fmt: str, path: PathLike) -> None:
+    if task == "multilabel" and fmt == "folder":
+        raise DataError(f"{path} is a folder per class, which gives each document one label; multi-label "
+                        "data is fastText (several __label__ prefixes), JSON lines (a list of labels) "
+                        "or CSV/TSV with --label-sep.")
 
 
 def read_examples(path: PathLike, *, format: str = "auto", text_field: str | None = None,
@@ -162,7 +177,11 @@ def _read(path: Path, fmt: str, opts: Options, rep: ReadReport) -> Iterator[Exam
         rep.n_records += 1
         if not isinstance(item, Bad):
             text, label, *ident = item
-            if not text.strip():
+            if isinstance(label, tuple):
+                label, item = _several(label, opts, rep, source, line)
+            if isinstance(item, Bad):
+                pass
+            elif not text.strip():
                 item = Bad("empty text")
             elif label is not None or not opts.labelled:
                 rep.n_kept += 1
@@ -183,6 +202,26 @@ def _read(path: Path, fmt: str, opts: Options, rep: ReadReport) -> Iterator[Exam
         log.warning("%s", rep.summary())
 
 
+def _several(labels: tuple[str, ...], opts: Options, rep: ReadReport, source: str, line: int | None):
+    """`(label, item)` for a record written with multi-label syntax: one label is a plain
+    string (the same in either task); none or several are a tuple, counted in the report,
+    unless the task is multi-class, where they are a bad record."""
+    if len(labels) == 1:
+        return labels[0], None
+    if opts.task == "multiclass" and opts.labelled:
+        if not labels:
+            return None, Bad("missing label")
+        return None, Bad("several labels", f"{' '.join(labels)[:60]}; set model.task = \"multilabel\" "
+                                           "(or auto) for multi-label data")
+    if not labels:
+        rep.n_no_label += 1
+        if rep.first_no_label is None:
+            rep.first_no_label = (source, line)
+    else:
+        rep.n_multi += 1
+    return labels, None
+
+
 def _skip(rep: ReadReport, source: str, line: int | None, reason: str, counts: Counter) -> None:
     counts[reason] += 1
     if len(rep.examples_of_skips) < 5:
@@ -190,8 +229,9 @@ def _skip(rep: ReadReport, source: str, line: int | None, reason: str, counts: C
 
 
 def check_known_labels(labels: Iterable[str], index: dict[str, int] | Iterable[str], what: str) -> None:
-    """`DataError` listing the labels (with counts) that are not in `index`, the known labels."""
-    unknown = Counter(lab for lab in labels if lab not in index)
+    """`DataError` listing the labels (with counts) that are not in `index`, the known labels
+    (each label of a multi-label tuple counts)."""
+    unknown = Counter(lab for lab in each_label(labels) if lab not in index)
     if unknown:
         listed = ", ".join(f"{lab!r} ({n})" for lab, n in unknown.most_common())
         raise DataError(f"The {what} has labels the model does not know: {listed}. "
@@ -225,10 +265,24 @@ def rename_labels(labels: Iterable[str | None], names: dict[str, str], *, what: 
         return list(labels)
     labels = list(labels)
     if strict:
-        missing = Counter(lab for lab in labels if lab is not None and lab not in names)
+        missing = Counter(lab for lab in each_label(labels) if lab not in names)
         if missing:
             listed = ", ".join(repr(lab) for lab, _ in missing.most_common(10))
             raise DataError(f"data.label_names has no name for the labels {listed} of the {what}; "
                             f"it names {', '.join(map(repr, names))}.")
-    return [names.get(lab, lab) if lab is not None else None for lab in labels]
+    return [tuple(names.get(x, x) for x in lab) if isinstance(lab, tuple) else
+            names.get(lab, lab) if lab is not None else None for lab in labels]
+
+
+def each_label(labels: Iterable[str | tuple[str, ...] | None]) -> Iterator[str]:
+    """Every label of every text: a string once, a tuple's labels each; None none.
+
+    >>> list(each_label(["a", ("b", "c"), None, ()]))
+    ['a', 'b', 'c']
+    """
+    for lab in labels:
+        if isinstance(lab, tuple):
+            yield from lab
+        elif lab is not None:
+            yield lab
 

@@ -9,10 +9,11 @@ from ..errors import where
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One document: its text, its label (None when unlabelled) and where it came from."""
+    """One document: its text, its label (None when unlabelled; a tuple of labels in
+    multi-label data, `()` for none of them) and where it came from."""
 
     text: str
-    label: str | None
+    label: str | tuple[str, ...] | None
     line: int | None  # 1-based line where the record starts; None for the folder format
     source: str
     error: str | None = None  # why the record is unusable (on_bad_lines="report"); text is ""
@@ -41,6 +42,9 @@ class ReadReport:
     skipped: Counter = field(default_factory=Counter)
     reported: Counter = field(default_factory=Counter)
     examples_of_skips: list[tuple[str, int | None, str]] = field(default_factory=list)
+    n_multi: int = 0  # records with several labels (multi-label syntax)
+    n_no_label: int = 0  # records whose multi-label syntax names no label (all negative)
+    first_no_label: tuple[str, int | None] | None = None  # where the first of them is
 
     def empty_reason(self) -> str | None:
         """Why a finished read met no record at all: "the file is empty", "the file has only a
@@ -70,6 +74,9 @@ class ReadReport:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
             source, line, _ = self.examples_of_skips[0]
             out += f"; skipped {sum(self.skipped.values())}: {reasons} (first at {where(source, line)})"
+        if self.n_no_label:
+            source, line = self.first_no_label or ("?", None)
+            out += f"; {self.n_no_label} with no label (first at {where(source, line)})"
         if self.reported:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.reported.most_common())
             source, line, _ = next((s for s in self.examples_of_skips if s[2] in self.reported),

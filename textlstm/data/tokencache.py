@@ -44,7 +44,7 @@ from .tokenize import RULES_VERSION, Tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: multi-label tuples, label_sep and the task in the key
 _PREFIX = "corpus-"
 _ENTRY = re.compile(r"^corpus-[A-Za-z0-9._-]*-[0-9a-f]{32}$")
 _TEMP = re.compile(r"^\.corpus-.*\.tmp-\d+-[0-9a-f]+$")  # `atomic.temp_sibling` of an entry
@@ -57,7 +57,7 @@ class Corpus:
     from the cache."""
 
     tokens: list[list[str]]
-    labels: list[str | None]
+    labels: list[str | tuple[str, ...] | None]
     report: ReadReport
     from_cache: bool = False
 
@@ -72,7 +72,7 @@ def cache_dir_default() -> Path:
 
 def load_corpus(path: str | os.PathLike, data: DataConfig, tokenizer: Tokenizer, *,
                 labelled: bool = True, cache_dir: str | os.PathLike | None = None,
-                use_cache: bool = True) -> Corpus:
+                use_cache: bool = True, task: str = "auto") -> Corpus:
     """Read `path` (a file or a folder per class) as `data` says and tokenize every text with
     `tokenizer`, or load the result of an earlier identical call from the cache.
 
@@ -80,12 +80,12 @@ def load_corpus(path: str | os.PathLike, data: DataConfig, tokenizer: Tokenizer,
     be written (read-only disk, ...) only costs a warning."""
     path = Path(path)
     report = ReadReport()
-    examples = read_data(path, data, labelled=labelled, report=report)
+    examples = read_data(path, data, labelled=labelled, report=report, task=task)
     if not use_cache:  # (the call above checked the options and the path; nothing is read yet)
         return _build(path, examples, report, tokenizer)
     start = time.perf_counter()
     root = Path(cache_dir) if cache_dir is not None else cache_dir_default()
-    key, material = cache_key(path, data, tokenizer, labelled)
+    key, material = cache_key(path, data, tokenizer, labelled, task)
     entry = root / f"{_PREFIX}{_safe_name(path.name)}-{key}"
     corpus = _read_entry(entry, str(path))
     if corpus is not None:
@@ -101,14 +101,16 @@ def load_corpus(path: str | os.PathLike, data: DataConfig, tokenizer: Tokenizer,
     return corpus
 
 
-def cache_key(path: Path, data: DataConfig, tokenizer: Tokenizer, labelled: bool) -> tuple[str, dict]:
+def cache_key(path: Path, data: DataConfig, tokenizer: Tokenizer, labelled: bool,
+              task: str = "auto") -> tuple[str, dict]:
     """The entry's key (32 hex digits) and what it hashes."""
     material = {
         "cache_version": CACHE_VERSION,
         "content": content_hash(path),
         "reader": {"format": data.format, "text_field": data.text_field,
                    "label_field": data.label_field, "encoding": data.encoding,
-                   "on_bad_lines": data.on_bad_lines, "labelled": labelled},
+                   "on_bad_lines": data.on_bad_lines, "labelled": labelled,
+                   "label_sep": data.label_sep, "task": task},
         "tokenizer": tokenizer.to_dict(),
         "versions": _versions(tokenizer),
     }
@@ -231,6 +233,7 @@ def _read_entry(entry: Path, path: str) -> Corpus | None:
         labels = _read_json(entry / "labels.json")
         if not isinstance(labels, list) or len(labels) != len(tokens):
             raise ValueError(f"{len(tokens)} documents but labels are not a list of as many")
+        labels = [tuple(lab) if isinstance(lab, list) else lab for lab in labels]  # multi-label
         report = _report_from_json(_read_json(entry / "report.json"), path)
     except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
         log.warning("ignoring the unusable tokenization cache %s (%s); rebuilding it", entry, exc)
@@ -303,6 +306,9 @@ def _report_from_json(raw: Any, path: str) -> ReadReport:
     report.reported = Counter(report.reported)
     report.examples_of_skips = [(_moved(str(s), old, path), line, reason)
                                 for s, line, reason in report.examples_of_skips]
+    if report.first_no_label is not None:
+        source, line = report.first_no_label
+        report.first_no_label = (_moved(str(source), old, path), line)
     report.path = path
     return report
 

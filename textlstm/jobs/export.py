@@ -43,15 +43,16 @@ QUANTIZATIONS = ("none", "dynamic-int8")
 
 
 class _Probabilities(nn.Module):
-    """The network with a plain tensor interface: `(ids, lengths) → (logits, probabilities)`."""
+    """The network with a plain tensor interface: `(ids, lengths) → (logits, probabilities)`:
+    a softmax over the labels, or a multi-label model's sigmoid per label."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, multilabel: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.multilabel = model, multilabel
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, _ = self.model(ids, lengths)  # (batch, labels)
-        return logits, torch.softmax(logits, dim=-1)
+        return logits, torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
 
 
 @dataclass
@@ -180,7 +181,7 @@ def export_onnx(clf: TextClassifier, path: str | os.PathLike, *, opset: int = DE
     for target in (path, sidecar_path(path)):
         if target.exists() and not overwrite:
             raise ModelFileError(f"{target} already exists; pass --overwrite to replace it or choose another --out.")
-    wrapper = _Probabilities(clf.model_.cpu()).eval()
+    wrapper = _Probabilities(clf.model_.cpu(), clf.multilabel).eval()
     program = _export_program(wrapper, len(clf.vocab_), opset)
     diff = None
     limit = TOLERANCE if quantize == "none" else INT8_TOLERANCE
@@ -208,9 +209,11 @@ def _sidecar(clf: TextClassifier, path: Path, opset: int, quantize: str) -> dict
             "opset": opset, "quantization": quantize, "library_versions": library_versions(), "labels": list(clf.classes_),
             "inputs": {"ids": "int64 (batch, seq): token ids from 'vocab', right-padded with 0",
                        "lengths": "int64 (batch,): real tokens per text, at least 1 (an empty text is one <unk>)"},
-            "outputs": {"logits": "float32 (batch, labels)", "probabilities": "float32 (batch, labels), softmax"},
+            "outputs": {"logits": "float32 (batch, labels)",
+                        "probabilities": "float32 (batch, labels), " + ("sigmoid per label" if clf.multilabel else "softmax")},
             "tokenizer": clf.tokenizer.to_dict(), "vocab": clf.vocab_.itos,
-            "vocab_case_fallback": clf.vocab_.case_fallback}
+            "vocab_case_fallback": clf.vocab_.case_fallback, "task": clf.config.model.task,
+            **({"thresholds": [float(t) for t in clf.thresholds_]} if clf.multilabel else {})}
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
@@ -243,6 +246,8 @@ class OnnxClassifier:
         self.tokenizer = Tokenizer.from_dict(meta["tokenizer"])
         self.vocab = Vocab(meta["vocab"], case_fallback=bool(meta.get("vocab_case_fallback", False)))
         self.session = onnxruntime.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+        self.multilabel = meta.get("task") == "multilabel"
+        self.thresholds_ = np.asarray(meta.get("thresholds") or [0.5] * len(self.classes_), dtype=np.float32)
 
     def predict_proba(self, texts: Iterable[str], batch_size: int = 256) -> np.ndarray:
         data = EncodedDataset.encode(list(self.tokenizer.pipe(texts)), self.vocab)
@@ -251,5 +256,9 @@ class OnnxClassifier:
             out[index] = self.session.run(["probabilities"], {"ids": ids.numpy(), "lengths": lengths.numpy()})[0]
         return out
 
-    def predict(self, texts: Iterable[str], batch_size: int = 256) -> list[str]:
-        return [self.classes_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
+    def predict(self, texts: Iterable[str], batch_size: int = 256) -> list:
+        """The top label of each text; a multi-label model's: the labels at or above their thresholds."""
+        proba = self.predict_proba(texts, batch_size)
+        if self.multilabel:
+            return [[self.classes_[j] for j in np.flatnonzero(row)] for row in proba >= self.thresholds_[None, :]]
+        return [self.classes_[i] for i in proba.argmax(axis=1)]

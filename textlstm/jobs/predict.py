@@ -25,11 +25,11 @@ import torch
 from ..atomic import atomic_write_text, disk_space, fsync_dir
 from ..classifier import TextClassifier
 from ..config import DataConfig
-from ..data.readers import Example, ReadReport, parse_label_names, read_data
+from ..data.readers import Example, ReadReport, parse_label_names, read_data, rename_labels
 from ..data.tokencache import content_hash
 from ..errors import ConfigError, DataError
 from ..locks import exclusive
-from .rows import Columns, header, output_format, render
+from .rows import Columns, columns_for, header, output_format, render
 
 SIDECAR_VERSION = 1
 _HEAD_BYTES = 1 << 20  # the input's first MiB is hashed: cheap, and catches rewritten files
@@ -90,14 +90,17 @@ def input_identity(path: str | os.PathLike) -> dict[str, Any]:
 def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path: str | os.PathLike,
                  *, data: DataConfig | None = None, chunk_size: int = 4096, batch_size: int = 256,
                  model_id: str | None = None, resume: bool = False, overwrite: bool = False,
-                 format: str | None = None, id_field: str | None = None) -> JobSummary:
+                 format: str | None = None, id_field: str | None = None, threshold: float | None = None,
+                 at_least_one: bool = False, top_k: int = 0) -> JobSummary:
     """Predict every record of `input_path` (CSV, TSV, JSONL, fastText or plain text) into
     `output_path` (`format`, or from the name: .csv, .jsonl, .txt): one row per input record,
     in order, with the source line, the text (or the `id_field` value), the gold label when the
     input has labels, the predicted label, one probability per class and an `error` (see
     `rows.py`). A record that cannot be predicted (malformed, no text field, empty text) gets a
     row with its error and no label. `data.on_bad_lines` is not used: a job accounts for every
-    record.
+    record. A multi-label model's rows hold the labels at or above its thresholds (`threshold`:
+    one for all instead; `at_least_one`: the top label when none is); `top_k` adds the k most
+    probable labels to JSON lines.
 
     `model_id` names the model in the sidecar (default: `model_fingerprint(clf)`); `resume`
     continues an interrupted job with the same input, model and settings; an existing
@@ -120,7 +123,8 @@ def predict_file(clf: TextClassifier, input_path: str | os.PathLike, output_path
         if resume:  # the settings first: what differs says more than the read's first error
             _resume_point(output, partial, sidecar, job)
         report = ReadReport()
-        examples, cols = read_for_prediction(clf, input_path, data, id_field, report)
+        examples, cols = read_for_prediction(clf, input_path, data, id_field, report, threshold=threshold,
+                                             at_least_one=at_least_one, top_k=top_k)
         job["columns"] = cols.record()
         if resume:
             start = _resume_point(output, partial, sidecar, job)
@@ -145,17 +149,19 @@ def predict_stream(clf: TextClassifier, examples: Iterable[Example], fmt: str, c
 
 
 def read_for_prediction(clf: TextClassifier, input_path: str | os.PathLike, data: DataConfig,
-                        id_field: str | None, report: ReadReport) -> tuple[Iterator[Example], Columns]:
+                        id_field: str | None, report: ReadReport, **decisions: Any
+                        ) -> tuple[Iterator[Example], Columns]:
     """The records of `input_path`, every one (bad ones as error examples), and the columns of
-    their rows: whether the input has labels is seen from its first record."""
+    their rows: whether the input has labels is seen from its first record. `decisions`
+    (threshold, at_least_one, top_k) go to `rows.columns_for`."""
     examples = read_data(input_path, data, labelled=False, on_bad_lines="report", report=report,
                          id_field=id_field)
     names = parse_label_names(clf.config.data.label_names)
     if names:  # gold labels as the model names them
-        examples = (replace(ex, label=names.get(ex.label, ex.label)) for ex in examples)
+        examples = (replace(ex, label=rename_labels([ex.label], names)[0]) for ex in examples)
     first = next(examples, None)
     gold = report.label_field is not None or (first is not None and first.label is not None)
-    cols = Columns(tuple(clf.classes_), "id" if id_field else "text", gold)
+    cols = columns_for(clf, ident="id" if id_field else "text", gold=gold, **decisions)
     return itertools.chain([] if first is None else [first], examples), cols
 
 

@@ -3,7 +3,9 @@
 Every row says where its record came from (`line`: the source line, or the file of a folder
 record), what it was (the text, or the `--id-field` value), the gold label when the input has
 labels, the predicted label with one probability per class, and an `error` for a record that
-could not be predicted. So error analysis needs no join with the input.
+could not be predicted. So error analysis needs no join with the input. A multi-label model's
+rows hold its predicted labels instead (`labels` in JSON lines; comma-joined in CSV and lines,
+`(none)` when no label reaches its threshold), most probable first.
 
 `lines` is for people and shell pipes: `label<TAB>text`, or `label<TAB>c=p …<TAB>text` with
 probabilities; an unpredictable record reads `error: <why><TAB>text`.
@@ -17,9 +19,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Callable
 
+import numpy as np
+
 from ..classifier import TextClassifier
 from ..data.records import Example
 from ..errors import DataError
+from ..thresholds import decide
 
 OUTPUT_FORMATS = ("csv", "jsonl", "lines")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "lines", ".tsv": "lines"}
@@ -33,10 +38,48 @@ class Columns:
     ident: str = "text"  # "text", or "id" for the --id-field value
     gold: bool = False  # the input has labels: each row carries its gold label
     proba: bool = True  # `lines` only: CSV and JSON rows always hold every probability
+    thresholds: tuple[float, ...] = ()  # a multi-label model's: each row's labels are those at or above
+    at_least_one: bool = False  # multi-label: a text with no label above its threshold gets its top one
+    top_k: int = 0  # jsonl and lines: also the k most probable labels
+
+    @property
+    def multilabel(self) -> bool:
+        return bool(self.thresholds)
 
     def record(self) -> dict[str, Any]:
         """As JSON gives it back (lists, not tuples): what a job's sidecar compares."""
-        return {**asdict(self), "classes": list(self.classes)}
+        return {**asdict(self), "classes": list(self.classes), "thresholds": list(self.thresholds)}
+
+    def labels(self, proba) -> list[str]:
+        """A multi-label row's labels, most probable first."""
+        chosen = decide(proba[None, :], np.asarray(self.thresholds, dtype=proba.dtype), self.at_least_one)[0]
+        return [self.classes[i] for i in sorted(np.flatnonzero(chosen), key=lambda i: -proba[i])]
+
+    def top(self, proba) -> list[tuple[str, float]]:
+        best = np.argsort(-proba, kind="stable")[:self.top_k]
+        return [(self.classes[i], float(proba[i])) for i in best]
+
+
+def columns_for(clf: TextClassifier, *, threshold: float | None = None, at_least_one: bool = False,
+                top_k: int = 0, **fields: Any) -> Columns:
+    """The columns of `clf`'s rows: its classes and, for a multi-label model, its thresholds
+    (or `threshold` for every label)."""
+    thresholds: tuple[float, ...] = ()
+    if clf.multilabel:
+        cut = clf.thresholds_ if threshold is None else [threshold] * len(clf.classes_)
+        thresholds = tuple(round(float(t), 4) for t in cut)
+    return Columns(tuple(clf.classes_), thresholds=thresholds, at_least_one=at_least_one, top_k=top_k, **fields)
+
+
+def _gold_list(label: Any) -> list[str] | None:
+    """A multi-label row's gold labels as a list (one label read as a string is a list of one)."""
+    if label is None:
+        return None
+    return list(label) if isinstance(label, tuple) else [label]
+
+
+def _gold_text(label: Any) -> str:
+    return ",".join(label) if isinstance(label, tuple) else (label or "")
 
 
 def output_format(path: str | os.PathLike, given: str | None = None) -> str:
@@ -84,15 +127,15 @@ def _ident(ex: Example, cols: Columns) -> str | None:
 
 def _csv_writer(out: IO[str], cols: Columns) -> Callable[[Example, Any], None]:
     writer = csv.writer(out)
-    gold = (lambda ex: [ex.label or ""]) if cols.gold else (lambda ex: [])
+    gold = (lambda ex: [_gold_text(ex.label)]) if cols.gold else (lambda ex: [])
 
     def write(ex: Example, proba) -> None:
         ident = _ident(ex, cols) or ""
         if proba is None:
             writer.writerow([_where(ex), ident, *gold(ex), "", *([""] * len(cols.classes)), ex.error])
         else:
-            writer.writerow([_where(ex), ident, *gold(ex), cols.classes[int(proba.argmax())],
-                             *(f"{x:.6f}" for x in proba), ""])
+            label = ",".join(cols.labels(proba)) if cols.multilabel else cols.classes[int(proba.argmax())]
+            writer.writerow([_where(ex), ident, *gold(ex), label, *(f"{x:.6f}" for x in proba), ""])
     return write
 
 
@@ -100,11 +143,14 @@ def _jsonl_writer(out: IO[str], cols: Columns) -> Callable[[Example, Any], None]
     def write(ex: Example, proba) -> None:
         row = {"line": _where(ex), cols.ident: _ident(ex, cols)}
         if cols.gold:
-            row["gold"] = ex.label
-        row.update({"label": None, "proba": None, "error": ex.error})
+            row["gold"] = _gold_list(ex.label) if cols.multilabel else ex.label
+        key = "labels" if cols.multilabel else "label"
+        row.update({key: None, "proba": None, "error": ex.error})
         if proba is not None:
-            row["label"] = cols.classes[int(proba.argmax())]
+            row[key] = cols.labels(proba) if cols.multilabel else cols.classes[int(proba.argmax())]
             row["proba"] = {c: round(float(x), 6) for c, x in zip(cols.classes, proba)}
+            if cols.top_k:
+                row["top"] = [{"label": c, "probability": round(p, 6)} for c, p in cols.top(proba)]
         out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
     return write
 
@@ -115,8 +161,10 @@ def _lines_writer(out: IO[str], cols: Columns) -> Callable[[Example, Any], None]
         if proba is None:
             out.write(f"error: {ex.error}\t{ident}\n")
             return
-        label = cols.classes[int(proba.argmax())]
+        label = (",".join(cols.labels(proba)) or "(none)") if cols.multilabel else cols.classes[int(proba.argmax())]
         probs = "\t" + " ".join(f"{c}={x:.4f}" for c, x in zip(cols.classes, proba)) if cols.proba else ""
+        if cols.top_k:
+            probs = "\t" + " ".join(f"{c}={p:.4f}" for c, p in cols.top(proba))
         out.write(f"{label}{probs}\t{ident}\n")
     return write
 

@@ -72,3 +72,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Per-label probabilities of a multi-label model (numerically stable for large |x|)."""
+    return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)

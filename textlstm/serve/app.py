@@ -153,7 +153,8 @@ def _routes(app: FastAPI, state: ServeState) -> None:
             log.info("predict %d texts: %s", len(body.texts),
                      json.dumps([t[:LOGGED_CHARS] for t in body.texts]))
         rows = await state.batcher.submit(body.texts, body.explain)
-        return JSONResponse({"predictions": [_row(r, predictor.classes, body.top_k) for r in rows]})
+        return JSONResponse({"predictions": [_row(r, predictor.classes, body.top_k, predictor.thresholds)
+                                             for r in rows]})
 
     @app.get("/health", summary="Liveness")
     async def health() -> dict:
@@ -194,10 +195,13 @@ def _check_texts(texts: list[str], settings: ServeSettings) -> None:
                                 "(--max-chars).")
 
 
-def _row(pred: Prediction, classes: list[str], top_k: int | None) -> dict:
+def _row(pred: Prediction, classes: list[str], top_k: int | None, thresholds: np.ndarray | None = None) -> dict:
     p = pred.probabilities
     row: dict = {"label": classes[int(np.argmax(p))],
                  "probabilities": {label: float(v) for label, v in zip(classes, p)}}
+    if thresholds is not None:  # multi-label: every label at or above its threshold, most probable first
+        chosen = np.flatnonzero(p >= thresholds.astype(p.dtype))
+        row["labels"] = [classes[i] for i in sorted(chosen, key=lambda i: -p[i])]
     if top_k:
         best = np.argsort(-p, kind="stable")[:top_k]
         row["top"] = [{"label": classes[i], "probability": float(p[i])} for i in best]

@@ -39,6 +39,8 @@ class Predictor:
     classes: list[str]
     can_explain: bool = False
     explain_unavailable: str = ""  # why not, when `can_explain` is false
+    multilabel: bool = False  # probabilities are a sigmoid per label; `thresholds` pick the labels
+    thresholds: np.ndarray | None = None
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
@@ -57,9 +59,12 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """Labels, a settings summary, the metrics saved with the model and library versions."""
-        return finite({"path": str(self.source), "format": self.format, "labels": list(self.classes),
-                       "explain": self.can_explain, "settings": self.settings(), "metrics": self.metrics(),
-                       "versions": self.versions()})
+        doc = {"path": str(self.source), "format": self.format, "labels": list(self.classes),
+               "task": "multilabel" if self.multilabel else "multiclass", "explain": self.can_explain,
+               "settings": self.settings(), "metrics": self.metrics(), "versions": self.versions()}
+        if self.multilabel:
+            doc["thresholds"] = {c: float(t) for c, t in zip(self.classes, self.thresholds)}
+        return finite(doc)
 
     def warm_up(self) -> None:
         """One prediction, so that threads and lazy state exist before the first request."""
@@ -80,6 +85,8 @@ class TorchPredictor(Predictor):
             clf.config = dataclasses.replace(clf.config, train=dataclasses.replace(clf.config.train, threads=threads))
         self.clf = clf
         self.classes = list(clf.classes_)
+        self.multilabel = clf.multilabel
+        self.thresholds = clf.thresholds_ if clf.multilabel else None
         self.can_explain = "attention" in clf.config.model.pooling.split("+")
         if not self.can_explain:
             self.explain_unavailable = (f"this model pools with {clf.config.model.pooling!r}; explanations "
@@ -126,6 +133,9 @@ class OnnxPredictor(Predictor):
             raise ModelFileError(f"{self.source} is not a file: give an exported .onnx file or a model directory.")
         self.meta = read_sidecar(self.source)
         self.classes = list(self.meta["labels"])
+        self.multilabel = self.meta.get("task") == "multilabel"
+        if self.multilabel:
+            self.thresholds = np.asarray(self.meta.get("thresholds") or [0.5] * len(self.classes), dtype=np.float32)
         self.tokenizer = Tokenizer.from_dict(self.meta["tokenizer"])
         self.vocab = Vocab(self.meta["vocab"], case_fallback=bool(self.meta.get("vocab_case_fallback", False)))
         options = onnxruntime.SessionOptions()

@@ -62,8 +62,11 @@ def load_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: object) -> None:
     """Refuse to resume when the vocabulary, labels, vectors or settings differ. A model setting
     added after the checkpoint was written counts as its default (which the run then had)."""
+    defaults = dataclasses.asdict(ModelConfig())
     if isinstance(saved.get("model"), dict):
-        saved = {**saved, "model": {**dataclasses.asdict(ModelConfig()), **saved["model"]}}
+        saved = {**saved, "model": {**defaults, **saved["model"]}}
+    if isinstance(current.get("model"), dict):  # a setting the run leaves out is its default too
+        current = {**current, "model": {**defaults, **current["model"]}}
     diffs = [f"{k}: checkpoint has {saved.get(k)!r}, this run has {current.get(k)!r}"
              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
     if diffs:

@@ -81,3 +81,47 @@ class Classification:
                   "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
                                                  zero_division=0))}
         return record, record["val_macro_f1"]
+
+
+class MultiLabelClassification:
+    """Binary cross-entropy per label (a sigmoid each), summed over labels and averaged over the
+    global batch; `pos_weight` per label when class weights are balanced; label smoothing pulls
+    targets towards 0.5. Validation scores micro- or macro-F1 (`score`) at the best global
+    threshold on the validation set, which it reports (`val_threshold`) with the other F1,
+    subset accuracy (`val_accuracy`) and the loss."""
+
+    def __init__(self, n_labels: int, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 score: str = "micro_f1"):
+        self.n_labels, self.smoothing, self.score = n_labels, label_smoothing, score
+        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="sum")
+
+    def to(self, device: torch.device) -> "MultiLabelClassification":
+        self.loss_fn.to(device)
+        return self
+
+    def loss(self, net, ids, lengths, labels, batch, weight):
+        logits, _ = net(ids, lengths)
+        target = labels.to(logits.device, torch.float32)
+        if self.smoothing:
+            target = target * (1 - self.smoothing) + 0.5 * self.smoothing
+        return self.loss_fn(logits.float(), target) * (weight / float(len(batch)))
+
+    def validate(self, model, data, device, dist):
+        from ..thresholds import tune, f1_score as thresholded_f1
+
+        part = data.subset(distributed.shard(np.arange(len(data)), dist)) if dist.enabled else data
+        proba = np.empty((len(part), self.n_labels), dtype=np.float32)
+        loss = 0.0
+        for index, logits, _, _ in logit_batches(model, part, 256, device):
+            target = torch.from_numpy(part.labels[index])
+            loss += float(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
+            proba[index] = torch.sigmoid(logits).numpy()
+        proba = np.concatenate(distributed.gather(proba, dist))
+        loss = distributed.all_sum([loss], dist)[0] / max(1, len(data))
+        y = data.labels
+        t = round(float(tune(y, proba, "global", self.score)[0]), 2)
+        chosen = proba >= np.float32(t)
+        record = {"val_loss": loss, "val_accuracy": float((chosen == y.astype(bool)).all(axis=1).mean()),
+                  "val_micro_f1": thresholded_f1(y, chosen, "micro_f1"),
+                  "val_macro_f1": thresholded_f1(y, chosen, "macro_f1"), "val_threshold": t}
+        return record, record[f"val_{self.score}"]
