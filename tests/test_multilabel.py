@@ -373,3 +373,21 @@ def test_onnx_export_of_a_multilabel_model_gives_sigmoids_and_labels(fitted, tmp
     texts = ["so happy and so angry", "scared", "we all then"]
     assert np.allclose(onnx.predict_proba(texts), fitted.predict_proba(texts), atol=1e-4)
     assert onnx.predict(texts) == fitted.predict(texts)
+
+
+def test_search_and_compress_take_multilabel_data(tmp_path):
+    from textlstm.jobs.compress import CompressOptions, compress
+    from textlstm.jobs.search import SearchJob, run_search
+    texts, labels = emotions(120)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "labels": labs}) + "\n" for t, labs in zip(texts, labels)))
+    grid = tmp_path / "grid.toml"
+    grid.write_text('"model.hidden_size" = [8, 16]\n')
+    result = run_search(tiny("train.epochs=4"), SearchJob(data, grid, tmp_path / "out", cv=2, refit=True))
+    assert len(result.trials) == 2 and all(0 < t.mean <= 1 for t in result.trials)
+    model = TextClassifier.load(result.model_dir)
+    assert model.multilabel and model.classes_ == ["anger", "fear", "joy"]
+    out = compress(result.model_dir, tmp_path / "small", CompressOptions(quantize="dynamic-int8", eval=data))
+    small = TextClassifier.load(out.model_dir)
+    assert small.multilabel and small.thresholds_.tolist() == model.thresholds_.tolist()
+    assert all(step.macro_f1 is not None for step in out.steps)

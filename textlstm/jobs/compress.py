@@ -24,14 +24,17 @@ from torch import nn
 from ..atomic import check_output_dir
 from ..callbacks import Callback, say
 from ..classifier import TextClassifier
+from ..data import multilabel
 from ..data.batching import EncodedDataset
 from ..data.readers import check_known_labels
 from ..data.tokencache import load_corpus
 from ..errors import ConfigError, DataError, ModelFileError
 from ..metrics import evaluate as evaluate_predictions
-from ..model.infer import predict_logits
+from ..metrics import evaluate_multilabel
+from ..model.infer import predict_logits, sigmoid
 from ..model.prune import check_schedule, make_permanent, prune_model, schedule, zero_share
 from ..model.quantize import check_quantization, float_state_dict, is_quantized, quantize_model
+from ..thresholds import decide
 from ..training.device import setup_threads
 
 WARMUP_TEXTS = 64
@@ -99,13 +102,19 @@ class CompressResult:
 
 
 class _Evaluator:
-    """Accuracy, macro-F1 and docs/s of a network on the encoded evaluation texts."""
+    """Accuracy, macro-F1 and docs/s of a network on the encoded evaluation texts (multi-label:
+    subset accuracy and macro-F1 over the labels at the model's thresholds)."""
 
     def __init__(self, clf: TextClassifier, path: str | os.PathLike, opts: CompressOptions):
-        corpus = load_corpus(path, clf.config.data, clf.tokenizer)
-        check_known_labels(corpus.labels, {c: i for i, c in enumerate(clf.classes_)}, f"evaluation data {path}")
+        corpus = load_corpus(path, clf.config.data, clf.tokenizer, task=clf.config.model.task)
+        index = {c: i for i, c in enumerate(clf.classes_)}
+        labels = (multilabel.as_tuples(corpus.labels) if clf.multilabel else
+                  multilabel.as_strings(corpus.labels, f"evaluation data {path}", corpus.report))
+        check_known_labels(labels, index, f"evaluation data {path}")
         self.data = EncodedDataset.encode(corpus.tokens, clf.vocab_)
-        self.labels, self.classes = corpus.labels, clf.classes_
+        self.labels, self.classes = labels, clf.classes_
+        self.multi_hot = multilabel.multi_hot(labels, index) if clf.multilabel else None
+        self.thresholds = clf.thresholds_ if clf.multilabel else None
         self.batch_size, self.repeats = opts.batch_size, opts.timing_repeats
 
     def measure(self, model: nn.Module) -> dict[str, float]:
@@ -115,8 +124,12 @@ class _Evaluator:
             start = time.perf_counter()
             logits, _ = predict_logits(model, self.data, self.batch_size)
             best = min(best, time.perf_counter() - start)
-        report = evaluate_predictions(self.labels, [self.classes[i] for i in logits.argmax(axis=1)],
-                                      self.classes)
+        if self.multi_hot is not None:
+            proba = sigmoid(logits)
+            report = evaluate_multilabel(self.multi_hot, decide(proba, self.thresholds), self.classes, proba)
+        else:
+            report = evaluate_predictions(self.labels, [self.classes[i] for i in logits.argmax(axis=1)],
+                                          self.classes)
         return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                 "docs_per_s": len(self.data) / best}
 

@@ -10,6 +10,10 @@ fixed for every setting:
     lr = [1e-3, 3e-3]
     epochs = 2
 
+Multi-label data (several labels per text) is searched the same way: macro-F1 over the labels
+and subset accuracy, at each fit's tuned thresholds, with folds stratified by each text's
+rarest label (`data.multilabel.strata`).
+
 Every key and value is checked against the configuration before anything trains. Each fit
 re-tokenizes its training texts and re-reads the vectors file (a few seconds per fit for a
 100k-word file), so that no fold sees words from its held-out part.
@@ -31,7 +35,8 @@ from ..atomic import check_output_dir, remove_path
 from ..callbacks import Callback
 from ..classifier import TextClassifier
 from ..config import Config, load_toml, set_value
-from ..data.readers import read_dataset
+from ..data import multilabel
+from ..data.readers import label_order, read_dataset
 from ..errors import ConfigError, DataError, TrainingError
 from ..sklearn import TextLSTMClassifier
 from .searchreport import SearchJob, SearchResult, Trial, write_outputs
@@ -92,9 +97,29 @@ def _read(path: Path, cfg: Config) -> tuple[list[str], list[str]]:
     return [e.text for e in examples], [e.label for e in examples]
 
 
-def _splitter(job: SearchJob, labels: list[str], n_val: int, seed: int):
+class _Folds:
+    """Precomputed (train, test) folds with the splitter interface GridSearchCV takes."""
+
+    def __init__(self, folds: list[tuple[np.ndarray, np.ndarray]]):
+        self.folds = folds
+
+    def split(self, X=None, y=None, groups=None):
+        return iter(self.folds)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return len(self.folds)
+
+
+def _splitter(job: SearchJob, labels: list, n_val: int, seed: int):
     if n_val:
         return PredefinedSplit([-1] * (len(labels) - n_val) + [0] * n_val)
+    if labels and isinstance(labels[0], tuple):  # multi-label: folds stratified by the rarest label
+        groups = multilabel.strata(labels, min_count=job.cv)
+        if job.cv < 2 or len(labels) < 2 * job.cv:
+            raise DataError(f"--cv {job.cv} needs at least 2 folds and {2 * job.cv} texts; {job.data} has "
+                            f"{len(labels)}. Lower --cv.")
+        kfold = StratifiedKFold(job.cv, shuffle=True, random_state=seed)
+        return _Folds(list(kfold.split(np.zeros(len(labels)), groups)))
     smallest = min(np.unique(labels, return_counts=True)[1])
     if job.cv < 2 or smallest < job.cv:
         raise DataError(f"--cv {job.cv} needs at least 2 folds and at least {job.cv} examples of "
@@ -115,11 +140,17 @@ def run_search(cfg: Config, job: SearchJob, callbacks: list[Callback] | None = N
     configs = check_candidates(cfg, settings, str(job.grid))
     texts, labels = _read(job.data, cfg)
     val = _read(job.val, cfg) if job.val else ([], [])
+    y = labels + val[1]
+    if multilabel.resolve_task(y, cfg.model.task) == "multilabel":
+        # the estimator sees a 0/1 indicator matrix: f1_macro and accuracy (subset accuracy) score it
+        labels, val = multilabel.as_tuples(labels), (val[0], multilabel.as_tuples(val[1]))
+        classes = label_order({lab for labs in labels + val[1] for lab in labs})
+        y = multilabel.multi_hot(labels + val[1], {c: i for i, c in enumerate(classes)}).astype(np.int64)
     cv = _splitter(job, labels, len(val[0]), cfg.train.seed)
     for cb in callbacks or []:
         getattr(cb, "on_search_start", lambda *a: None)(len(settings), cv.get_n_splits(), settings)
     start = time.perf_counter()
-    results = _cross_validate(cfg, job, settings, texts + val[0], labels + val[1], cv, callbacks)
+    results = _cross_validate(cfg, job, settings, texts + val[0], y, cv, callbacks)
     keys = [k for k, values in grid.items() if len(values) > 1]
     trials = _trials(results, settings, keys, cv.get_n_splits())
     result = SearchResult(keys, trials, configs[trials[0].index], cv.get_n_splits(),
@@ -134,7 +165,7 @@ def run_search(cfg: Config, job: SearchJob, callbacks: list[Callback] | None = N
 
 
 def _cross_validate(cfg: Config, job: SearchJob, settings: list[dict[str, Any]], texts: list[str],
-                    labels: list[str], cv, callbacks) -> dict[str, Any]:
+                    labels: Any, cv, callbacks) -> dict[str, Any]:
     """GridSearchCV's `cv_results_` for the settings; a fit that fails scores NaN."""
     search = GridSearchCV(TextLSTMClassifier(config=cfg, vectors=job.vectors), {"overrides": settings},
                           scoring={"macro_f1": "f1_macro", "accuracy": "accuracy"}, cv=cv,
