@@ -41,7 +41,7 @@ from .training.device import resolve_device, setup_threads
 from .training.freezing import run_freeze
 from .training.objectives import MultiLabelClassification
 from .training.start import (MAX_LABELS, TrainingStart, file_id, stratified_split, check_label_count,  # noqa: F401
-                             prepare_training, sources_id)
+                             prepare_training, sources_id, unlabelled_tokens)
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -63,22 +63,28 @@ class TextClassifier:
     def fit(self, texts: Sequence[str], labels: Sequence[Any], *, val_texts: Sequence[str] | None = None,
             val_labels: Sequence[Any] | None = None, vectors: VectorsArg = None,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
-            callbacks: list[Callback] | None = None) -> "TextClassifier":
+            callbacks: list[Callback] | None = None, unlabelled_texts: Sequence[str] | None = None
+            ) -> "TextClassifier":
         """Train on in-memory texts; `val_*` or a stratified `data.val_split` of the training data
         picks the best epoch. A label that is a list (or tuple) of labels makes multi-label
-        training (`model.task = "auto"`): `[["joy", "love"], [], ["anger"]]`."""
+        training (`model.task = "auto"`): `[["joy", "love"], [], ["anger"]]`. `unlabelled_texts`
+        feed `train.vat` and `train.entropy_min`."""
         tok = Tokenizer(self.config.tokenizer)
         self.reports_ = []  # no files read
         val = None
         if val_texts is not None:
-            val = (list(tok.pipe(val_texts)), _given_labels(val_labels))
-        return self._fit_tokens(list(tok.pipe(texts)), _given_labels(labels), val, vectors,
-                                checkpoint_dir, resume, callbacks)
+            val = (list(tok.pipe(val_texts)), multilabel.given_labels(val_labels))
+        unlabelled = None if unlabelled_texts is None else (list(tok.pipe(unlabelled_texts)), "in-memory texts")
+        return self._fit_tokens(list(tok.pipe(texts)), multilabel.given_labels(labels), val, vectors,
+                                checkpoint_dir, resume, callbacks, unlabelled)
 
     def train(self, data: str | os.PathLike, *, val: str | os.PathLike | None = None,
               vectors: VectorsArg = None, checkpoint_dir: str | os.PathLike | None = None,
-              resume: bool = False, callbacks: list[Callback] | None = None) -> "TextClassifier":
-        """Train from files in any supported format (see `textlstm.data`)."""
+              resume: bool = False, callbacks: list[Callback] | None = None,
+              unlabelled: str | os.PathLike | None = None) -> "TextClassifier":
+        """Train from files in any supported format (see `textlstm.data`); `unlabelled` is a
+        file of texts (any format, labels ignored, or plain text one per line; .gz too) for
+        `train.vat` and `train.entropy_min`."""
         tok = Tokenizer(self.config.tokenizer)
         self.reports_ = []
         train_corpus = self._read(data, tok, callbacks)
@@ -86,8 +92,9 @@ class TextClassifier:
         if val is not None:
             val_corpus = self._read(val, tok, callbacks)
             val_pair = (val_corpus.tokens, val_corpus.labels)
+        extra = None if unlabelled is None else unlabelled_tokens(unlabelled, self.config.data.encoding, tok, callbacks)
         return self._fit_tokens(train_corpus.tokens, train_corpus.labels, val_pair, vectors,
-                                checkpoint_dir, resume, callbacks)
+                                checkpoint_dir, resume, callbacks, extra)
 
     def _read(self, path, tok: Tokenizer, callbacks):
         corpus = load_corpus(path, self.config.data, tok, task=self.config.model.task)
@@ -97,7 +104,7 @@ class TextClassifier:
         say(callbacks, corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
         return corpus
 
-    def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks):
+    def _fit_tokens(self, tokens, labels, val, vectors, checkpoint_dir, resume, callbacks, unlabelled=None):
         cfg = self.config.validate()
         names = parse_label_names(cfg.data.label_names)  # e.g. 0=negative: classes are the names
         labels = rename_labels(labels, names, what="training data", strict=True)
@@ -134,10 +141,17 @@ class TextClassifier:
 
         objective = (MultiLabelClassification(len(classes), weights, cfg.train.label_smoothing,
                                               cfg.train.multilabel_score) if task == "multilabel" else None)
+        unlabelled_data = None
+        if unlabelled is not None:  # the training vocabulary: their other words are <unk>
+            unlabelled_data = EncodedDataset.encode(unlabelled[0], vocab)
+            fingerprint["unlabelled"] = {"source": unlabelled[1], "n": len(unlabelled_data)}
+            if not (cfg.train.vat or cfg.train.entropy_min):
+                say(callbacks, "unlabelled texts are used by train.vat and train.entropy_min, which are off")
         trainer = Trainer(model, cfg.train, train_data, val_data, n_labels=len(classes),
                           class_weights=None if objective else weights, objective=objective,
                           checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
-                          callbacks=callbacks, freeze_encoder=bool(cfg.embeddings.encoder))
+                          callbacks=callbacks, freeze_encoder=bool(cfg.embeddings.encoder),
+                          unlabelled=unlabelled_data)
         result = trainer.fit(resume=resume)
         self.classes_, self.vocab_, self.model_ = classes, vocab, model.eval()
         self.class_weights_ = None if weights is None else weights.tolist()
@@ -151,6 +165,7 @@ class TextClassifier:
                       "n_val": len(val_data) if val_data else 0, "class_weights": self.class_weights_,
                       "effective_lr": trainer.lr, "world_size": trainer.dist.world_size,
                       "coverage": run.embedded and run.embedded.coverage_summary(),
+                      "n_unlabelled": 0 if unlabelled_data is None else len(unlabelled_data),
                       "vector_sources": [src.record() for src in run.sources]}
         self.sources_ = run.sources
         self.coverage_ = run.sources[0].coverage if run.sources else None  # the first source's
@@ -338,7 +353,7 @@ class TextClassifier:
         """(texts, gold labels as the task needs them, unknown label counts)."""
         self.check_fitted()
         names = parse_label_names(self.config.data.label_names)
-        gold = rename_labels(_given_labels(labels), names)
+        gold = rename_labels(multilabel.given_labels(labels), names)
         gold = multilabel.as_tuples(gold) if self.multilabel else multilabel.as_strings(gold, "evaluation data")
         known = set(self.classes_)
         unknown = Counter(lab for lab in each_label(gold) if lab not in known)
@@ -378,8 +393,3 @@ class TextClassifier:
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf
 
-
-def _given_labels(labels: Sequence[Any]) -> list:
-    """Labels as given to `fit` / `evaluate`: a list or tuple is a text's several labels (a
-    tuple of strings), anything else one label (a string)."""
-    return [tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v) for v in labels]

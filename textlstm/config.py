@@ -135,6 +135,15 @@ class TrainConfig:
     threads: int = _setting(0, "CPU threads; 0: all cores")
     device: str = _setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     amp: bool = _setting(False, "Mixed precision: bfloat16 on a CPU that has it natively, float16 on CUDA")
+    adversarial: float = _setting(0.0, "Adversarial training: each text's embeddings perturbed along the loss "
+                                        "gradient by this norm, relative to the batch's mean token-vector "
+                                        "norm, and the loss on it added; 0: off")
+    vat: float = _setting(0.0, "Virtual adversarial training: weight of the KL divergence under the most "
+                               "sensitive perturbation of unlabelled texts (--unlabelled; else the labelled); 0: off")
+    vat_epsilon: float = _setting(1.0, "VAT: the perturbation's norm, relative as for adversarial")
+    vat_iterations: int = _setting(1, "VAT: power iterations that find the perturbation")
+    entropy_min: float = _setting(0.0, "Entropy minimisation: weight of the prediction entropy of unlabelled "
+                                       "texts (--unlabelled; else the labelled); 0: off")
     multilabel_score: str = _choice("micro_f1", "macro_f1", default="micro_f1",
                                     help="Multi-label: the validation F1 that early stopping, the best "
                                          "epoch and threshold tuning maximise")
@@ -215,7 +224,9 @@ class Config:
                          "train.weight_decay": t.weight_decay, "train.l1": t.l1,
                          "train.clip_norm": t.clip_norm, "train.embedding_lr_mult": t.embedding_lr_mult,
                          "train.freeze_epochs": t.freeze_epochs, "train.patience": t.patience,
-                         "train.eval_every": t.eval_every, "train.threads": t.threads}
+                         "train.eval_every": t.eval_every, "train.threads": t.threads,
+                         "train.adversarial": t.adversarial, "train.vat": t.vat, "train.vat_epsilon": t.vat_epsilon,
+                         "train.entropy_min": t.entropy_min}
         for key, value in non_negatives.items():
             if value < 0:
                 raise ConfigError(f"{key} must be 0 or more, got {value}.")
@@ -226,6 +237,8 @@ class Config:
                            "train.ema_decay": t.ema_decay}.items():
             if not 0 <= value < 1:
                 raise ConfigError(f"{key} must be in [0, 1), got {value}.")
+        if t.vat_iterations < 1:
+            raise ConfigError(f"train.vat_iterations must be at least 1, got {t.vat_iterations}.")
         if not 0 < m.threshold < 1:
             raise ConfigError(f"model.threshold must be between 0 and 1 (exclusive), got {m.threshold}.")
         return self

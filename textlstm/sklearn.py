@@ -35,6 +35,7 @@ SETTINGS = {
     "dropout": "model.dropout", "embedding_dim": "model.embedding_dim", "lr": "train.lr",
     "epochs": "train.epochs", "batch_size": "train.batch_size",
     "weight_decay": "train.weight_decay", "val_split": "data.val_split",
+    "adversarial": "train.adversarial", "vat": "train.vat", "entropy_min": "train.entropy_min",
 }
 
 
@@ -59,8 +60,10 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
     Parameters: `preset`, `config`, `vectors` (pretrained vectors file), `overrides`,
     `hidden_size`, `num_layers`, `cell`, `dropout`, `embedding_dim` (model.*), `lr`, `epochs`,
     `batch_size`, `weight_decay` (train.*), `val_split` (data.val_split: the share of each
-    training set held out to pick the best epoch; 0 keeps the last), `random_state`, `verbose`
-    (a progress display on stderr).
+    training set held out to pick the best epoch; 0 keeps the last), `adversarial`, `vat`,
+    `entropy_min` (train.*: adversarial training, virtual adversarial training, entropy
+    minimisation), `unlabelled` (texts, a list or a file, for vat and entropy_min),
+    `random_state`, `verbose` (a progress display on stderr).
 
     Fitted attributes: `classes_` (numpy array of the original labels, the column order of
     `predict_proba`), `classifier_` (the trained `TextClassifier`: `.save(dir)` writes a normal
@@ -73,6 +76,8 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
                  dropout: float | None = None, embedding_dim: int | None = None, lr: float | None = None,
                  epochs: int | None = None, batch_size: int | None = None,
                  weight_decay: float | None = None, val_split: float | None = None,
+                 adversarial: float | None = None, vat: float | None = None, entropy_min: float | None = None,
+                 unlabelled: Any = None,
                  random_state: int | np.random.RandomState | None = None, verbose: bool = False):
         self.preset = preset
         self.config = config
@@ -88,6 +93,10 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.val_split = val_split
+        self.adversarial = adversarial
+        self.vat = vat
+        self.entropy_min = entropy_min
+        self.unlabelled = unlabelled
         self.random_state = random_state
         self.verbose = verbose
 
@@ -148,7 +157,7 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
         start = time.perf_counter()
         cfg = self.build_config()
         clf = TextClassifier(cfg).fit(texts, [str(v) for v in labels], vectors=self.vectors,
-                                      callbacks=callbacks)
+                                      callbacks=callbacks, unlabelled_texts=self._unlabelled_texts())
         self.classifier_, self.config_, self.classes_ = clf, clf.config, classes
         self._columns = np.asarray([clf.classes_.index(n) for n in names])
         self.multilabel_ = False
@@ -179,13 +188,23 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
         start = time.perf_counter()
         cfg = self.build_config()
         cfg.model.task = "multilabel"  # even if every text happens to have one label
-        clf = TextClassifier(cfg).fit(texts, lists, vectors=self.vectors, callbacks=callbacks)
+        clf = TextClassifier(cfg).fit(texts, lists, vectors=self.vectors, callbacks=callbacks,
+                                      unlabelled_texts=self._unlabelled_texts())
         self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, True
         self._columns = np.asarray([clf.classes_.index(str(c)) for c in classes])
         self.fit_seconds_ = time.perf_counter() - start
         for cb in callbacks:
             getattr(cb, "on_fit_end", lambda *a: None)(self.fit_seconds_)
         return self
+
+    def _unlabelled_texts(self) -> list[str] | None:
+        """`unlabelled` as texts: a list as it is, a path read as `textlstm train --unlabelled` reads it."""
+        if self.unlabelled is None:
+            return None
+        if isinstance(self.unlabelled, (str, os.PathLike)):
+            from .data.readers import read_texts
+            return [ex.text for ex in read_texts(self.unlabelled)]
+        return _texts(self.unlabelled, "unlabelled")
 
     def _display(self) -> list[Callback]:
         if not self.verbose:

@@ -65,6 +65,7 @@ def train(
     batch_size: Optional[int] = BatchSizeOpt,
     scale_lr: Optional[str] = typer.Option(None, "--scale-lr", help="Scale train.lr to the global batch size relative to train.base_batch_size: none, linear or sqrt."),
     test: Optional[Path] = typer.Option(None, "--test", exists=True, help="Test file evaluated with the best model."),
+    unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", exists=True, dir_okay=False, help="Unlabelled texts (any data format, labels ignored, or plain text one per line; .gz ok) for virtual adversarial training and entropy minimisation: --set train.vat=1 / train.entropy_min=1."),
     vectors: Optional[List[str]] = VectorsOpt,
     encoder: Optional[Path] = typer.Option(None, "--encoder", exists=True, file_okay=False, help="Start from a pretrained encoder (textlstm pretrain-lm): its vocabulary, embeddings and recurrent layers."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Settings preset: {', '.join(preset_names()) or 'none shipped'}."),
@@ -96,7 +97,8 @@ def train(
         "--scale-lr": ("train.lr_scaling", scale_lr),
         "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder)),
         "--label-names": ("data.label_names", _label_name_pairs(label_names))})
-    job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite)
+    job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite,
+                                 unlabelled=unlabelled)
     from ..tensorboard import TensorBoard
     board = TensorBoard(tensorboard) if tensorboard and distributed.is_main_process() else None  # fails fast
     callbacks = [] if quiet or not distributed.is_main_process() else [RichProgress(err, cfg.train.epochs)]

@@ -24,6 +24,12 @@ from .records import ReadReport
 Label = Any  # str | tuple[str, ...] | None
 
 
+def given_labels(labels: Sequence[Any]) -> list:
+    """Labels as given to `fit` / `evaluate`: a list or tuple is a text's several labels (a
+    tuple of strings), anything else one label (a string)."""
+    return [tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v) for v in labels]
+
+
 def resolve_task(labels: Sequence[Label], task: str) -> str:
     """"multilabel" when `task` says so, or (auto) when a text has two or more labels."""
     if task in ("multiclass", "multilabel"):

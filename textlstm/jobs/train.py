@@ -33,6 +33,7 @@ class TrainJob:
     out: Path
     resume: bool = False
     overwrite: bool = False
+    unlabelled: Path | None = None  # texts for train.vat / train.entropy_min
 
     @classmethod
     def with_defaults(cls, data, val, test, vectors, out, **kw) -> "TrainJob":
@@ -87,7 +88,7 @@ def _train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None) -> 
         _check_unfinished(job)
     clf = TextClassifier(cfg)
     clf.train(job.data, val=job.val, vectors=job.vectors, checkpoint_dir=job.checkpoint_dir,
-              resume=job.resume, callbacks=callbacks)
+              resume=job.resume, callbacks=callbacks, unlabelled=job.unlabelled)
     if not distributed.is_main_process():  # under torchrun rank 0 evaluates and saves
         return TrainJobResult(clf, None)
     result = TrainJobResult(clf, job.out)
@@ -97,7 +98,8 @@ def _train_job(cfg: Config, job: TrainJob, callbacks: list[Callback] | None) -> 
         result.evaluations["test"] = evaluate_file(clf, job.test)
     clf.meta_["evaluations"] = result.evaluations
     clf.meta_["data"] = {"train": str(job.data), "val": job.val and str(job.val),
-                         "test": job.test and str(job.test)}
+                         "test": job.test and str(job.test),
+                         **({"unlabelled": str(job.unlabelled)} if job.unlabelled else {})}
     clf.meta_["data_files"] = _data_files(clf, job, result.evaluations)
     clf.save(job.out)
     shutil.rmtree(job.checkpoint_dir, ignore_errors=True)

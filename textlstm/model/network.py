@@ -127,9 +127,15 @@ class TextLSTM(nn.Module):
         layers.append(nn.Linear(pooled, n_labels))
         self.head = nn.Sequential(*layers)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, perturb: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (batch, labels) and attention weights; `perturb` (batch, seq, emb) is added to
+        the embeddings before dropout (adversarial and virtual adversarial training)."""
         batch, seq = ids.shape
-        emb = self.embedding_dropout(self.word_dropout(self.embedding(ids)))  # (batch, seq, emb)
+        emb = self.embedding(ids)
+        if perturb is not None:
+            emb = emb + perturb.to(emb.dtype)
+        emb = self.embedding_dropout(self.word_dropout(emb))  # (batch, seq, emb)
         states, last = self.encoder(emb, lengths)  # (batch, seq, out), (batch, out)
         mask = torch.arange(seq, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
         states = states.masked_fill(~mask[..., None], 0.0)

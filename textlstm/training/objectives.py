@@ -61,8 +61,12 @@ class Classification:
             return float(len(batch))
         return float(self.class_weights[self.train_labels[batch]].sum()) or 1.0
 
+    multilabel = False
+
     def loss(self, net, ids, lengths, labels, batch, weight):
-        logits, _ = net(ids, lengths)
+        return self.loss_from_logits(net(ids, lengths)[0], labels, batch, weight)
+
+    def loss_from_logits(self, logits, labels, batch, weight):
         return self.loss_fn(logits.float(), labels) * (weight / self._normalizer(batch))
 
     def validate(self, model, data, device, dist):
@@ -99,8 +103,12 @@ class MultiLabelClassification:
         self.loss_fn.to(device)
         return self
 
+    multilabel = True
+
     def loss(self, net, ids, lengths, labels, batch, weight):
-        logits, _ = net(ids, lengths)
+        return self.loss_from_logits(net(ids, lengths)[0], labels, batch, weight)
+
+    def loss_from_logits(self, logits, labels, batch, weight):
         target = labels.to(logits.device, torch.float32)
         if self.smoothing:
             target = target * (1 - self.smoothing) + 0.5 * self.smoothing

@@ -147,3 +147,15 @@ def _from_encoder(cfg: Config, counts: Counter, n_labels: int, callbacks):
                    f"training tokens; vocabulary {len(vocab):,}")
     return vocab, model
 
+
+def unlabelled_tokens(path, encoding: str, tokenizer, callbacks=None) -> tuple[list[list[str]], str]:
+    """The tokens of an unlabelled file (any reader format, labels ignored; plain text: one
+    document per line), read with the tokenization cache, and its name."""
+    from ..config import DataConfig
+    from ..data.tokencache import load_corpus
+
+    corpus = load_corpus(path, DataConfig(encoding=encoding), tokenizer, labelled=False)
+    if not corpus.tokens:
+        raise DataError(f"No unlabelled texts: {corpus.report.summary()}.")
+    say(callbacks, "unlabelled: " + corpus.report.summary() + (" (tokens from cache)" if corpus.from_cache else ""))
+    return corpus.tokens, str(path)

@@ -25,6 +25,7 @@ from ..data.batching import EncodedDataset, bucket_batches, iterate, n_batches, 
 from ..errors import TextLSTMError, TrainingError
 from ..model.network import TextLSTM
 from . import distributed, precision
+from .adversarial import regularised
 from .averaging import weight_average
 from .checkpoint import METRICS_LOG, check_fingerprint, load_checkpoint, metrics_lines, save_checkpoint
 from .device import resolve_device, setup_threads
@@ -103,7 +104,8 @@ class Trainer:
                  val: EncodedDataset | None = None, *, n_labels: int | None = None,
                  class_weights: torch.Tensor | None = None, objective: Objective | None = None,
                  checkpoint_dir: str | Path | None = None, fingerprint: dict[str, Any] | None = None,
-                 callbacks: list[Callback] | None = None, freeze_encoder: bool = False):
+                 callbacks: list[Callback] | None = None, freeze_encoder: bool = False,
+                 unlabelled: EncodedDataset | None = None):
         if objective is None and n_labels is None:
             raise TypeError("Trainer needs n_labels (classification) or an objective")
         self.model, self.cfg, self.train_data, self.val_data = model, cfg, train, val
@@ -120,9 +122,11 @@ class Trainer:
         self.average = weight_average(model, cfg.ema_decay)  # validated and kept when on
         self._net: nn.Module | None = None
         self._net_frozen = False
-        self.objective = (objective or Classification(n_labels, train.labels, class_weights,
-                                                      cfg.label_smoothing)).to(self.device)
         self.global_batch = cfg.batch_size * self.dist.world_size
+        objective = objective or Classification(n_labels, train.labels, class_weights, cfg.label_smoothing)
+        if hasattr(objective, "loss_from_logits"):  # classifiers: adversarial, VAT, entropy minimisation
+            objective = regularised(objective, cfg, unlabelled, self.global_batch, self.dist)
+        self.objective = objective.to(self.device)
         self.batches_per_epoch = n_batches(len(train), self.global_batch, cfg.bucket_chunk)
         self.lr = effective_lr(cfg, self.dist.world_size)
         self.optimizer = make_optimizer(model, cfg, self.lr)
@@ -231,6 +235,8 @@ class Trainer:
             local, weight = batch[:1], 0.0
         _, ids, lens, y = next(iterate(self.train_data, [local]))
         ids, y = ids.to(self.device), None if y is None else y.to(self.device)
+        if hasattr(self.objective, "begin_step"):
+            self.objective.begin_step(epoch, step)
         with precision.autocast(self.device, self.amp_dtype):
             loss = self.objective.loss(self._network(), ids, lens, y, batch, weight)
             penalty = torch.zeros((), device=self.device)
