@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from test_train import StopAt
 from typer.testing import CliRunner
 
 from textlstm import TextClassifier
@@ -20,7 +21,7 @@ from textlstm.errors import DataError
 from textlstm.model import TextLSTM
 from textlstm.thresholds import MIN_POSITIVES, decide, f1_score, tune
 from textlstm.training.objectives import MultiLabelClassification
-from textlstm.training.trainer import Callback, Trainer, TrainingInterrupted
+from textlstm.training.trainer import Trainer, TrainingInterrupted
 
 CUES = {"joy": ["happy", "glad", "cheerful"], "anger": ["angry", "mad", "furious"],
         "fear": ["scared", "afraid", "worried"]}
@@ -237,15 +238,6 @@ def test_balanced_class_weights_become_bce_pos_weights():
     assert clf.class_weights_ == pytest.approx(expected, rel=1e-5)
 
 
-class _StopAt(Callback):
-    def __init__(self, ref, step):
-        self.ref, self.step = ref, step
-
-    def on_step(self, epoch, step, loss, tokens, lr):
-        if self.ref[0].state.global_step == self.step:
-            self.ref[0].request_stop("test")
-
-
 def test_multilabel_training_resumes_to_the_same_weights(tmp_path):
     rng = np.random.default_rng(0)
     ids = [rng.integers(2, 10, size=rng.integers(2, 9)).astype(np.int64) for _ in range(40)]
@@ -264,7 +256,7 @@ def test_multilabel_training_resumes_to_the_same_weights(tmp_path):
     Trainer(full, cfg, data, val, objective=objective()).fit()
     ref = [None]
     ref[0] = Trainer(model(), cfg, data, val, objective=objective(), checkpoint_dir=tmp_path,
-                     callbacks=[_StopAt(ref, 5)])
+                     callbacks=[StopAt(ref, 5)])
     with pytest.raises(TrainingInterrupted):
         ref[0].fit()
     resumed = model(seed=4)
