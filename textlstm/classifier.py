@@ -199,6 +199,10 @@ class TextClassifier:
             return np.full(len(self.classes_), self.config.model.threshold, dtype=np.float32)
         return np.asarray([saved[c] for c in self.classes_], dtype=np.float32)
 
+    def cutoffs(self, threshold: float | None = None) -> np.ndarray:
+        """The thresholds a multi-label prediction applies: the model's, or `threshold` for all."""
+        return self.thresholds_ if threshold is None else np.full(len(self.classes_), threshold, np.float32)
+
     def _tune_thresholds(self, data: EncodedDataset | None, source: str | None, callbacks=None,
                          mode: str | None = None, score: str | None = None) -> np.ndarray:
         m = self.config.model
@@ -296,7 +300,7 @@ class TextClassifier:
         data = self.encode(texts)
         if not self.multilabel:
             return [self.classes_[i] for i in predict_top(self.model_, data, batch_size, self._ready())]
-        cut = self.thresholds_ if threshold is None else np.full(len(self.classes_), threshold, np.float32)
+        cut = self.cutoffs(threshold)
         out: list = [None] * len(data)
         for index, logits, _, _ in logit_batches(self.model_, data, batch_size, self._ready()):
             chosen = decide(sigmoid(logits.numpy()), cut, at_least_one)
@@ -341,7 +345,7 @@ class TextClassifier:
         if self.multilabel:
             index = {c: i for i, c in enumerate(self.classes_)}
             proba = self.predict_proba(texts, batch_size)
-            cut = self.thresholds_ if threshold is None else np.full(len(self.classes_), threshold, np.float32)
+            cut = self.cutoffs(threshold)
             report = evaluate_multilabel(multilabel.multi_hot(gold, index), decide(proba, cut),
                                          self.classes_, proba, cut)
         else:

@@ -95,8 +95,8 @@ def evaluate_multilabel(y_true: Any, y_pred: Any, labels: Sequence[str], proba: 
     if not len(y_true):
         raise DataError("Nothing to evaluate: there are no examples.")
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
-    doc: dict[str, Any] = {"task": "multilabel", "accuracy": float(accuracy_score(y_true, y_pred)),
-                           "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+    subset = float(accuracy_score(y_true, y_pred))
+    doc: dict[str, Any] = {"task": "multilabel", "accuracy": subset, "subset_accuracy": subset,
                            "hamming_loss": float(hamming_loss(y_true, y_pred))}
     for kind in ("micro", "macro", "weighted", "samples"):
         ap, ar, af, _ = precision_recall_fscore_support(y_true, y_pred, average=kind, zero_division=0)

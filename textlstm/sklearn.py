@@ -151,20 +151,7 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
         if len(set(names)) < len(names):
             raise TextInputError(f"Labels {list(classes)} are distinct values with equal text; "
                                  "use labels whose str() differs.")
-        callbacks = list(callbacks or []) + self._display()
-        for cb in callbacks:
-            getattr(cb, "on_fit_start", lambda *a: None)(self.get_params(), len(texts))
-        start = time.perf_counter()
-        cfg = self.build_config()
-        clf = TextClassifier(cfg).fit(texts, [str(v) for v in labels], vectors=self.vectors,
-                                      callbacks=callbacks, unlabelled_texts=self._unlabelled_texts())
-        self.classifier_, self.config_, self.classes_ = clf, clf.config, classes
-        self._columns = np.asarray([clf.classes_.index(n) for n in names])
-        self.multilabel_ = False
-        self.fit_seconds_ = time.perf_counter() - start
-        for cb in callbacks:
-            getattr(cb, "on_fit_end", lambda *a: None)(self.fit_seconds_)
-        return self
+        return self._train(texts, [str(v) for v in labels], classes, multilabel=False, callbacks=callbacks)
 
     def _fit_multilabel(self, texts: list[str], y: Any, callbacks) -> "TextLSTMClassifier":
         """y as lists of labels per text (what MultiLabelBinarizer takes) or a 0/1 indicator
@@ -182,15 +169,22 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
             raise TextInputError(f"X has {len(texts)} texts but y has {len(lists)} rows of labels.")
         if len(classes) < 2:
             raise TextInputError(f"Multi-label training needs at least two labels; y has {len(classes)}.")
+        return self._train(texts, lists, classes, multilabel=True, callbacks=callbacks)
+
+    def _train(self, texts: list[str], labels: list, classes: np.ndarray, *, multilabel: bool,
+               callbacks) -> "TextLSTMClassifier":
+        """Fit the `TextClassifier` on labels as it takes them (strings, or tuples of strings),
+        with the fit callbacks and the timing; `classes_` are `classes` as given."""
         callbacks = list(callbacks or []) + self._display()
         for cb in callbacks:
             getattr(cb, "on_fit_start", lambda *a: None)(self.get_params(), len(texts))
         start = time.perf_counter()
         cfg = self.build_config()
-        cfg.model.task = "multilabel"  # even if every text happens to have one label
-        clf = TextClassifier(cfg).fit(texts, lists, vectors=self.vectors, callbacks=callbacks,
+        if multilabel:
+            cfg.model.task = "multilabel"  # even if every text happens to have one label
+        clf = TextClassifier(cfg).fit(texts, labels, vectors=self.vectors, callbacks=callbacks,
                                       unlabelled_texts=self._unlabelled_texts())
-        self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, True
+        self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, multilabel
         self._columns = np.asarray([clf.classes_.index(str(c)) for c in classes])
         self.fit_seconds_ = time.perf_counter() - start
         for cb in callbacks:

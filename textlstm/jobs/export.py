@@ -33,6 +33,7 @@ from ..data.vocab import Vocab
 from ..errors import ConfigError, ModelFileError
 from ..model.artifact import library_versions
 from ..model.quantize import is_quantized
+from ..thresholds import decide
 
 SIDECAR_FORMAT = "textlstm-onnx"
 SIDECAR_VERSION = 2  # 2: vocab_case_fallback
@@ -260,5 +261,5 @@ class OnnxClassifier:
         """The top label of each text; a multi-label model's: the labels at or above their thresholds."""
         proba = self.predict_proba(texts, batch_size)
         if self.multilabel:
-            return [[self.classes_[j] for j in np.flatnonzero(row)] for row in proba >= self.thresholds_[None, :]]
+            return [[self.classes_[j] for j in np.flatnonzero(row)] for row in decide(proba, self.thresholds_)]
         return [self.classes_[i] for i in proba.argmax(axis=1)]

@@ -66,8 +66,7 @@ def columns_for(clf: TextClassifier, *, threshold: float | None = None, at_least
     (or `threshold` for every label)."""
     thresholds: tuple[float, ...] = ()
     if clf.multilabel:
-        cut = clf.thresholds_ if threshold is None else [threshold] * len(clf.classes_)
-        thresholds = tuple(round(float(t), 4) for t in cut)
+        thresholds = tuple(round(float(t), 4) for t in clf.cutoffs(threshold))
     return Columns(tuple(clf.classes_), thresholds=thresholds, at_least_one=at_least_one, top_k=top_k, **fields)
 
 

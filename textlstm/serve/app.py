@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from . import problems
+from ..thresholds import decide
 from .batching import MicroBatcher
 from .gate import Gate
 from .metrics import ServeMetrics
@@ -200,7 +201,7 @@ def _row(pred: Prediction, classes: list[str], top_k: int | None, thresholds: np
     row: dict = {"label": classes[int(np.argmax(p))],
                  "probabilities": {label: float(v) for label, v in zip(classes, p)}}
     if thresholds is not None:  # multi-label: every label at or above its threshold, most probable first
-        chosen = np.flatnonzero(p >= thresholds.astype(p.dtype))
+        chosen = np.flatnonzero(decide(p[None, :], thresholds)[0])
         row["labels"] = [classes[i] for i in sorted(chosen, key=lambda i: -p[i])]
     if top_k:
         best = np.argsort(-p, kind="stable")[:top_k]
