@@ -16,7 +16,7 @@ PKG = ROOT / "textlstm"
 # Floors, upstream first: a module imports only from its own floor's package or a lower floor.
 FLOORS = [{"errors", "config", "callbacks", "atomic", "locks", "hashing", "metrics", "_compat",
            "configfile", "notebook", "tensorboard", "thresholds"},
-          {"data"}, {"embeddings"}, {"model"}, {"training"}, {"classifier", "sklearn"}, {"jobs"}, {"serve"},
+          {"data"}, {"embeddings"}, {"model"}, {"training"}, {"classifier", "ensemble", "sklearn"}, {"jobs"}, {"serve"},
           {"display"}, {"cli"}, {"__init__"}]
 DISPLAY_ONLY = {"rich", "textlstm.display"}  # what only display.py and the CLI may import
 

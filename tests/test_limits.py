@@ -49,7 +49,7 @@ def copy_model(src: Path, dst: Path) -> Path:
 
 def resign(model: Path) -> None:
     """Rewrite the manifest to match the files, as a forger would."""
-    files = {name: artifact_mod._file_record(model / name) for name in artifact_mod.CHECKED_FILES}
+    files = {name: artifact_mod.file_record(model / name) for name in artifact_mod.CHECKED_FILES}
     (model / MANIFEST_FILE).write_text(json.dumps({"format_version": 1, "files": files}))
 
 

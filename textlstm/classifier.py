@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -18,6 +17,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from .ensemble import combine as combine_ensemble, is_ensemble, is_ensemble_dir, networks
+from .ensemble import load as load_ensemble, save as save_ensemble
 from .callbacks import Callback, say
 from .config import Config, ModelConfig
 from .data import multilabel
@@ -27,8 +28,7 @@ from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .embeddings.matrix import VectorsArg
 from .errors import DataError, NotFittedError
-from .metrics import evaluate as evaluate_predictions
-from .metrics import evaluate_multilabel
+from .metrics import evaluate as evaluate_predictions, evaluate_multilabel
 from .model.artifact import METRICS_FILE, MODEL_CARD, Artifact, config_json, load_artifact, save_artifact
 from .model.card import model_card
 from .notebook import Explanations
@@ -40,8 +40,7 @@ from .model.quantize import float_state_dict, is_quantized, quantize_model
 from .training.device import resolve_device, setup_threads
 from .training.freezing import run_freeze
 from .training.objectives import MultiLabelClassification
-from .training.start import (MAX_LABELS, TrainingStart, file_id, stratified_split, check_label_count,  # noqa: F401
-                             prepare_training, sources_id, unlabelled_tokens)
+from .training.start import check_label_count, prepare_training, resume_fingerprint, stratified_split, unlabelled_tokens
 
 
 def _shapes(config: dict, vocab_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
@@ -71,9 +70,7 @@ class TextClassifier:
         feed `train.vat` and `train.entropy_min`."""
         tok = Tokenizer(self.config.tokenizer)
         self.reports_ = []  # no files read
-        val = None
-        if val_texts is not None:
-            val = (list(tok.pipe(val_texts)), multilabel.given_labels(val_labels))
+        val = None if val_texts is None else (list(tok.pipe(val_texts)), multilabel.given_labels(val_labels))
         unlabelled = None if unlabelled_texts is None else (list(tok.pipe(unlabelled_texts)), "in-memory texts")
         return self._fit_tokens(list(tok.pipe(texts)), multilabel.given_labels(labels), val, vectors,
                                 checkpoint_dir, resume, callbacks, unlabelled)
@@ -88,10 +85,8 @@ class TextClassifier:
         tok = Tokenizer(self.config.tokenizer)
         self.reports_ = []
         train_corpus = self._read(data, tok, callbacks)
-        val_pair = None
-        if val is not None:
-            val_corpus = self._read(val, tok, callbacks)
-            val_pair = (val_corpus.tokens, val_corpus.labels)
+        val_corpus = None if val is None else self._read(val, tok, callbacks)
+        val_pair = None if val_corpus is None else (val_corpus.tokens, val_corpus.labels)
         extra = None if unlabelled is None else unlabelled_tokens(unlabelled, self.config.data.encoding, tok, callbacks)
         return self._fit_tokens(train_corpus.tokens, train_corpus.labels, val_pair, vectors,
                                 checkpoint_dir, resume, callbacks, extra)
@@ -126,16 +121,7 @@ class TextClassifier:
         self.config = cfg = run.config  # what the model trains with is what config.json records
         vocab, train_data, model, weights = run.vocab, run.train_data, run.model, run.class_weights
         val_data = EncodedDataset.encode(val[0], vocab, val[1], index) if val else None
-        model_settings = cfg.to_dict()["model"]  # thresholds do not change the weights: left out
-        for key in ("thresholds", "threshold", *(() if task == "multilabel" else ("task",))):
-            model_settings.pop(key)
-        fingerprint = {"labels": classes, "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
-                       "vectors": sources_id(cfg.embeddings.vectors), "model": model_settings}
-        if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
-            fingerprint["encoder"] = file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
-        if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
-            fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
-            fingerprint["case_fallback"] = cfg.vocab.case_fallback
+        fingerprint = resume_fingerprint(cfg, classes, vocab)
         start = time.perf_counter()
         from .training.trainer import Trainer  # here: loading and predicting never import the loop
 
@@ -238,8 +224,9 @@ class TextClassifier:
         (embeddings frozen, no validation: the last weights stay). Pruning uses this between
         its steps; pruned weights stay zero because their masks stay in place."""
         self.check_fitted()
-        if is_quantized(self.model_):
-            raise NotFittedError("A quantised model cannot be trained; fine-tune its float original.")
+        if is_quantized(self.model_) or is_ensemble(self):
+            raise NotFittedError("A quantised model or an ensemble cannot be trained; fine-tune the float "
+                                 "original (an ensemble: each member) instead.")
         cfg = replace(run_freeze(self.config.train, pretrained=True, purpose="fine-tune"), epochs=epochs,
                       lr=lr or self.config.train.lr, patience=0, eval_every=0)
         corpus = load_corpus(data, self.config.data, self.tokenizer, task=self.config.model.task)
@@ -312,8 +299,9 @@ class TextClassifier:
         """Per text: its tokens with attention weights, the predicted label (multi-label: the
         most probable, and `labels`, those predicted) and probabilities."""
         texts = list(texts)
-        if "attention" not in self.config.model.pooling.split("+"):
-            raise NotFittedError("explain() needs a model with attention pooling (model.pooling).")
+        if not all("attention" in n.config.model.pooling.split("+") for n in networks(self)):
+            raise NotFittedError("explain() needs a model with attention pooling (model.pooling; "
+                                 "an ensemble: every member).")
         logits, weights = self._run(texts, 64, attention=True)
         proba = sigmoid(logits) if self.multilabel else softmax(logits)
         chosen = decide(proba, self.thresholds_) if self.multilabel else None
@@ -373,8 +361,11 @@ class TextClassifier:
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the model directory atomically (config.json, vocab.txt, model.safetensors)."""
+        """Write the model directory atomically (config.json, vocab.txt, model.safetensors; an
+        ensemble: its members' directories and ensemble.json, see `textlstm.ensemble`)."""
         self.check_fitted()
+        if is_ensemble(self):
+            return save_ensemble(self, directory)
         art = Artifact(config=self.config.to_dict(), labels=list(self.classes_), vocab=self.vocab_,
                        tensors={k: v.detach().cpu() for k, v in float_state_dict(self.model_).items()},
                        meta=self.meta_)
@@ -385,7 +376,9 @@ class TextClassifier:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TextClassifier":
-        """Load a model directory: JSON, text and safetensors only — nothing is unpickled."""
+        """Load a model (or ensemble) directory: JSON, text and safetensors only — nothing is unpickled."""
+        if is_ensemble_dir(directory):
+            return load_ensemble(cls, directory)
         art = load_artifact(directory, expected_shapes=_shapes)
         clf = cls(Config.from_dict(art.config, f"{directory}/config.json"))
         model = TextLSTM(clf.config.model, len(art.vocab), len(art.labels))
@@ -397,3 +390,9 @@ class TextClassifier:
         clf.classes_, clf.vocab_, clf.model_, clf.meta_ = art.labels, art.vocab, model, art.meta
         return clf
 
+    @classmethod
+    def ensemble(cls, members: Sequence["TextClassifier"], weights: Sequence[float] | None = None,
+                 sources: Sequence[str | None] | None = None) -> "TextClassifier":
+        """A classifier averaging the fitted `members`' probabilities (`weights`: default equal);
+        `save` writes an ensemble directory that `load` and every command take."""
+        return combine_ensemble(members, weights, sources)

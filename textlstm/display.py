@@ -165,6 +165,27 @@ def _multilabel_table(report: dict[str, Any], title: str) -> Table:
     return table
 
 
+def ensemble_table(reports: list[tuple[str, dict[str, Any]]], title: str) -> Table:
+    """Each member's and the ensemble's headline scores on one labelled file (the last row bold)."""
+    multi = any(r.get("task") == "multilabel" for _, r in reports)
+    names = ("micro_f1", "macro_f1", "accuracy") if multi else ("accuracy", "macro_f1", "weighted_f1")
+    table = Table("model", *(n.replace("_", "-") if n != "accuracy" or not multi else "subset accuracy"
+                             for n in names), title=title)
+    for i, (name, report) in enumerate(reports):
+        table.add_row(name, *(f"{report[n]:.4f}" for n in names), style="bold" if i == len(reports) - 1 else None)
+    return table
+
+
+def members_table(members: list[dict[str, Any]]) -> Table:
+    """An ensemble's members: where each came from, its weight and what sets it apart."""
+    keys = ("weight", "cell", "hidden_size", "num_layers", "pooling", "vocab_size", "seed", "best_val_macro_f1")
+    table = Table("member", "trained as", *(k.replace("_", " ") for k in keys), title="Ensemble members")
+    for i, m in enumerate(members):
+        table.add_row(str(i), str(m.get("source") or "-"), *("-" if m.get(k) is None else
+                      f"{m[k]:.4f}" if k == "best_val_macro_f1" else str(m[k]) for k in keys))
+    return table
+
+
 def threshold_table(old: dict[str, float], new: dict[str, float], before: dict[str, Any], after: dict[str, Any],
                     title: str) -> Table:
     """Each label's threshold and F1 before and after retuning, then the averages."""

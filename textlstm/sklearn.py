@@ -67,7 +67,8 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
 
     Fitted attributes: `classes_` (numpy array of the original labels, the column order of
     `predict_proba`), `classifier_` (the trained `TextClassifier`: `.save(dir)` writes a normal
-    model directory), `config_` (the `Config` used), `fit_seconds_`.
+    model directory), `config_` (the `Config` used), `fit_seconds_`. `from_model(directory)`
+    gives a fitted estimator around a saved model or ensemble.
     """
 
     def __init__(self, *, preset: str | None = None, config: Config | str | os.PathLike | None = None,
@@ -184,12 +185,26 @@ class TextLSTMClassifier(ClassifierMixin, BaseEstimator):
             cfg.model.task = "multilabel"  # even if every text happens to have one label
         clf = TextClassifier(cfg).fit(texts, labels, vectors=self.vectors, callbacks=callbacks,
                                       unlabelled_texts=self._unlabelled_texts())
-        self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, multilabel
-        self._columns = np.asarray([clf.classes_.index(str(c)) for c in classes])
+        self._adopt(clf, classes, multilabel)
         self.fit_seconds_ = time.perf_counter() - start
         for cb in callbacks:
             getattr(cb, "on_fit_end", lambda *a: None)(self.fit_seconds_)
         return self
+
+    def _adopt(self, clf: TextClassifier, classes: np.ndarray, multilabel: bool) -> None:
+        self.classifier_, self.config_, self.classes_, self.multilabel_ = clf, clf.config, classes, multilabel
+        self._columns = np.asarray([clf.classes_.index(str(c)) for c in classes])
+
+    @classmethod
+    def from_model(cls, directory: str | os.PathLike) -> "TextLSTMClassifier":
+        """A fitted estimator around a saved model or ensemble directory (`TextClassifier.load`):
+        `classes_` are its labels (strings), and predict / predict_proba / score work as after
+        `fit`. `fit` trains anew with the estimator's parameters (the defaults)."""
+        clf = TextClassifier.load(directory)
+        est = cls()
+        est._adopt(clf, np.asarray(clf.classes_, dtype=object), clf.multilabel)
+        est.fit_seconds_ = 0.0
+        return est
 
     def _unlabelled_texts(self) -> list[str] | None:
         """`unlabelled` as texts: a list as it is, a path read as `textlstm train --unlabelled` reads it."""

@@ -14,6 +14,7 @@ from ..config import preset_names
 from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
+from . import ensembling as cli_ensemble
 from . import predicting as cli_predict
 from . import serving as cli_serving
 from . import thresholding as cli_thresholds
@@ -164,16 +165,21 @@ def evaluate(
 def info(model: Path = typer.Argument(..., help="Model directory."),
          as_json: bool = typer.Option(False, "--json", help="Print the whole config.json (settings, labels, versions, training summary) as JSON.")):
     """Settings, labels, vocabulary size, library versions and training metrics of a model."""
-    from ..model.artifact import CONFIG_FILE, library_versions
+    from ..ensemble import is_ensemble
+    from ..model.artifact import CONFIG_FILE, ENSEMBLE_FILE, library_versions
 
     clf = TextClassifier.load(model)  # verifies the whole directory first
-    doc = json.loads((Path(model) / CONFIG_FILE).read_text(encoding="utf-8"))
+    doc = json.loads((Path(model) / (ENSEMBLE_FILE if is_ensemble(clf) else CONFIG_FILE)).read_text(encoding="utf-8"))
     if as_json:
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     meta = clf.meta_
     out.print(f"[bold]{model}[/bold]: labels {', '.join(clf.classes_)}; vocabulary {len(clf.vocab_):,}")
-    table = Table("setting", title="Settings")
+    if is_ensemble(clf):
+        from ..display import members_table
+        out.print(members_table(clf.meta_["ensemble"]["members"]))
+    table = Table("setting", title="Settings" + (" (member 0; the members table shows how the others differ)"
+                                                 if is_ensemble(clf) else ""))
     table.add_column("value", overflow="fold")  # folded, never cut: paths are copied from here
     for section, values in clf.config.to_dict().items():
         for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
@@ -273,6 +279,7 @@ def corpora_download(
 app.command()(cli_predict.predict)
 app.command()(cli_serving.serve)
 app.command("find-threshold")(cli_thresholds.find_threshold)
+app.command("ensemble")(cli_ensemble.ensemble)
 # Tuning and deployment commands live in cli_tools.py; listed after the everyday ones.
 app.command("search")(cli_tools.search)
 app.command("lr-find")(cli_tools.lr_find)

@@ -33,6 +33,7 @@ from ..metrics import evaluate as evaluate_predictions
 from ..metrics import evaluate_multilabel
 from ..model.infer import predict_logits, sigmoid
 from ..model.prune import check_schedule, make_permanent, prune_model, schedule, zero_share
+from ..ensemble import is_ensemble
 from ..model.quantize import check_quantization, float_state_dict, is_quantized, quantize_model
 from ..thresholds import decide
 from ..training.device import setup_threads
@@ -158,6 +159,9 @@ def compress(model_dir: str | os.PathLike, out: str | os.PathLike, options: Comp
     model_dir, out = Path(model_dir), Path(out)
     _check_out(model_dir, out, overwrite)
     clf = TextClassifier.load(model_dir)
+    if is_ensemble(clf):
+        raise ModelFileError(f"{model_dir} is an ensemble; compress each member, then combine the "
+                             "compressed ones with `textlstm ensemble`.")
     if is_quantized(clf.model_):
         raise ModelFileError(f"{model_dir} is already quantised (model.quantization = "
                              f"{clf.config.model.quantization!r}); compress its float original.")

@@ -30,6 +30,7 @@ from ..classifier import TextClassifier
 from ..data.batching import EncodedDataset, iterate, sorted_batches
 from ..data.tokenize import Tokenizer
 from ..data.vocab import Vocab
+from ..ensemble import networks
 from ..errors import ConfigError, ModelFileError
 from ..model.artifact import library_versions
 from ..model.quantize import is_quantized
@@ -171,14 +172,15 @@ def export_onnx(clf: TextClassifier, path: str | os.PathLike, *, opset: int = DE
     path = Path(path)
     if quantize not in QUANTIZATIONS:
         raise ConfigError(f"ONNX quantisation {quantize!r} is not supported. Allowed: {', '.join(QUANTIZATIONS)}.")
-    if is_quantized(clf.model_):
+    nets = networks(clf)  # an ensemble's members, or the model itself
+    if any(is_quantized(n.model_) for n in nets):
         raise ModelFileError(
             f"This model is quantised (model.quantization = {clf.config.model.quantization!r}); PyTorch's "
             "dynamic int8 layers cannot be exported to ONNX. Export the float model (compress without "
             "--quantize) with `textlstm export … --quantize dynamic-int8` for onnxruntime's int8 graph.")
-    if clf.config.model.cell not in ("lstm", "gru"):
+    if bad := sorted({n.config.model.cell for n in nets} - {"lstm", "gru"}):
         raise ConfigError(f"ONNX export supports model.cell lstm and gru; this model's cell is "
-                          f"{clf.config.model.cell!r}, whose own time loop has no ONNX operator.")
+                          f"{', '.join(map(repr, bad))}, whose own time loop has no ONNX operator.")
     for target in (path, sidecar_path(path)):
         if target.exists() and not overwrite:
             raise ModelFileError(f"{target} already exists; pass --overwrite to replace it or choose another --out.")

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import safetensors
 import safetensors.torch
@@ -39,6 +38,7 @@ from ..atomic import atomic_path, backup_sibling, clean_stale_temps
 from ..data.vocab import Vocab
 from ..errors import ModelFileError
 from ..hashing import file_sha256
+from .safetensorscheck import check_safetensors_header
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,8 @@ TENSORS_FILE, MANIFEST_FILE = "model.safetensors", "manifest.json"
 CHECKED_FILES = (CONFIG_FILE, VOCAB_FILE, TENSORS_FILE)
 MODEL_FILES = (*CHECKED_FILES, MANIFEST_FILE)
 MODEL_CARD, METRICS_FILE = "README.md", "metrics.jsonl"  # extra files the classifier writes
+ENSEMBLE_FILE = "ensemble.json"  # an ensemble directory's own settings file (textlstm.ensemble)
 REQUIRED_KEYS = ("format_version", "config", "labels", "meta")
-MAX_HEADER_BYTES = 100_000_000
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2,
-               "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 _LIBRARIES = ("torch", "numpy", "spacy", "gensim", "safetensors", "scikit-learn")
 
 ShapeFn = Callable[[dict, int, int], dict[str, tuple]]
@@ -70,7 +68,7 @@ class Artifact:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def _version(dist: str) -> str | None:
+def dist_version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -79,7 +77,7 @@ def _version(dist: str) -> str | None:
 
 def library_versions() -> dict[str, str | None]:
     """Versions of the libraries a model depends on, recorded for bug reports."""
-    return {**{name: _version(name) for name in _LIBRARIES}, "python": platform.python_version()}
+    return {**{name: dist_version(name) for name in _LIBRARIES}, "python": platform.python_version()}
 
 
 def _json_default(obj: Any) -> Any:
@@ -125,7 +123,7 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
 def config_json(artifact: Artifact) -> str:
     if problem := label_problem(list(artifact.labels)):
         raise ModelFileError(f"Cannot save the model: {problem}.")
-    doc = {"format_version": FORMAT_VERSION, "textlstm_version": _version("textlstm") or "0+unknown",
+    doc = {"format_version": FORMAT_VERSION, "textlstm_version": dist_version("textlstm") or "0+unknown",
            "library_versions": library_versions(), "config": artifact.config,
            "labels": list(artifact.labels), "meta": artifact.meta}
     try:
@@ -134,18 +132,22 @@ def config_json(artifact: Artifact) -> str:
         raise ModelFileError(f"Cannot write {CONFIG_FILE}: config and meta must be JSON-able ({exc}).") from exc
 
 
-def _file_record(path: Path) -> dict[str, Any]:
+def file_record(path: Path) -> dict[str, Any]:
     return {"sha256": file_sha256(path), "size": path.stat().st_size}
 
 
 def _is_model_dir(path: Path) -> bool:
-    try:
-        return "format_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
+    """A textlstm model or ensemble directory (its settings file names a format version)."""
+    for name in (CONFIG_FILE, ENSEMBLE_FILE):
+        try:
+            if "format_version" in json.loads((path / name).read_text(encoding="utf-8")):
+                return True
+        except (OSError, ValueError, TypeError):
+            pass
+    return False
 
 
-def _check_target(target: Path) -> None:
+def check_target(target: Path) -> None:
     """Never replace something that is not ours: a file, or a non-empty non-model folder."""
     if target.exists() and not target.is_dir():
         raise ModelFileError(f"{target} exists and is not a directory. Choose another output path.")
@@ -165,7 +167,7 @@ def _write_files(tmp: Path, artifact: Artifact, config_text: str, extra: dict[st
     for name, data in extra.items():
         (tmp / name).write_bytes(data)
     manifest = {"format_version": FORMAT_VERSION,
-                "files": {name: _file_record(tmp / name) for name in (*CHECKED_FILES, *extra)}}
+                "files": {name: file_record(tmp / name) for name in (*CHECKED_FILES, *extra)}}
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -176,13 +178,14 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _carry_over(old: Path, new: Path, extra: dict[str, bytes]) -> None:
+def carry_over(old: Path, new: Path, extra: Iterable[str]) -> None:
     """Keep the user's own files (not ours, not temporaries) found in the old model folder. Not our
     extra files: new ones replace them; one no longer written would describe the old model."""
     if not old.is_dir():
         return
     try:  # what the old manifest lists is ours
-        listed = set(_read_json(old / MANIFEST_FILE, "checksums").get("files") or ())
+        doc = read_json(old / MANIFEST_FILE, "checksums")
+        listed = set(doc.get("files") or ()) | set(doc.get("dirs") or ())  # an ensemble's lists its folders
     except (ModelFileError, TypeError):
         listed = set()
     for entry in old.iterdir():
@@ -204,7 +207,7 @@ def save_artifact(directory: str | os.PathLike, artifact: Artifact) -> Path:
     """
     target = Path(directory)
     target = target.resolve() if target.is_symlink() else target
-    _check_target(target)
+    check_target(target)
     config_text, extra = config_json(artifact), _extra_bytes(artifact.files)
     if bad := non_finite(artifact.tensors):
         raise ModelFileError(f"Refusing to save a model whose weights are not finite ({', '.join(bad[:5])} "
@@ -214,12 +217,12 @@ def save_artifact(directory: str | os.PathLike, artifact: Artifact) -> Path:
         log.warning("removed %s left by an interrupted save", stale)
     with atomic_path(target) as tmp:
         _write_files(tmp, artifact, config_text, extra)
-        _carry_over(target, tmp, extra)
+        carry_over(target, tmp, extra)
     log.info("saved model to %s", target)
     return target
 
 
-def _model_dir(root: Path) -> Path:
+def model_dir(root: Path) -> Path:
     if root.is_dir():
         return root
     if root.exists():
@@ -233,7 +236,7 @@ def _model_dir(root: Path) -> Path:
     raise ModelFileError(f"Model directory {root} does not exist.")
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{path} is missing: {path.parent} is not a complete textlstm model ({what}).")
     try:
@@ -246,7 +249,7 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _read_config(path: Path) -> dict:
-    doc = _read_json(path, "settings and labels")
+    doc = read_json(path, "settings and labels")
     version = doc.get("format_version")
     if type(version) is not int or version < 1:
         raise ModelFileError(f"{path} has no valid format_version (got {version!r}); it is not a textlstm model.")
@@ -269,7 +272,7 @@ def _verify_manifest(root: Path) -> list[str]:
     layout against its size), then each file's SHA-256: a forged 20 GB file fails in milliseconds,
     not after a minute of hashing. Returns the extra files' names; old models list none."""
     manifest = root / MANIFEST_FILE
-    files = _read_json(manifest, "checksums").get("files")
+    files = read_json(manifest, "checksums").get("files")
     if not isinstance(files, dict):
         raise ModelFileError(f"{manifest} has no 'files' table; the model file is corrupt.")
     names = [*CHECKED_FILES, *(name for name in files if name not in CHECKED_FILES)]
@@ -294,68 +297,6 @@ def _verify_manifest(root: Path) -> list[str]:
     return names[len(CHECKED_FILES):]
 
 
-def _unsafe(path: Path, detail: str, head: bytes = b"") -> ModelFileError:
-    hint = (" It looks like a pickled PyTorch checkpoint (torch.save); textlstm never loads pickles "
-            "because unpickling can run arbitrary code.") if head.startswith((b"PK\x03\x04", b"\x80")) else ""
-    return ModelFileError(f"{path} is not a valid safetensors file: {detail}.{hint}")
-
-
-def check_safetensors_header(path: str | os.PathLike) -> dict:
-    """Validate a safetensors file's layout without reading its tensors; return the header.
-
-    Reads at most 8 bytes plus a header of at most `MAX_HEADER_BYTES`, so a truncated file,
-    another format renamed, or a header claiming terabytes fails fast with a clear message."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise _unsafe(path, f"it has only {size} bytes", head)
-        n = int.from_bytes(head, "little")
-        if n > size - 8 or n > MAX_HEADER_BYTES:
-            raise _unsafe(path, f"its header claims {n} bytes but the file has {size} (limit "
-                                f"{MAX_HEADER_BYTES}); it is truncated or another format", head)
-        raw = fh.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _unsafe(path, f"its header is not JSON ({exc})", head) from exc
-    if not isinstance(header, dict):
-        raise _unsafe(path, "its header is not a JSON object")
-    _check_layout(path, header, size - 8 - n)
-    return header
-
-
-def _check_layout(path: Path, header: dict, data_len: int) -> None:
-    spans = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                raise _unsafe(path, "__metadata__ must map strings to strings")
-            continue
-        info = info if isinstance(info, dict) else {}
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPE_BYTES:
-            raise _unsafe(path, f"tensor {name!r} has unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise _unsafe(path, f"tensor {name!r} has an invalid shape {shape!r}")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise _unsafe(path, f"tensor {name!r} has data_offsets {offsets!r} outside the {data_len} data bytes")
-        need = math.prod(shape) * DTYPE_BYTES[dtype]
-        if offsets[1] - offsets[0] != need:
-            raise _unsafe(path, f"tensor {name!r} ({dtype}, shape {shape}) needs {need} bytes "
-                                f"but its offsets span {offsets[1] - offsets[0]}")
-        spans.append((offsets[0], offsets[1], name))
-    end = 0
-    for begin, stop, name in sorted(spans):
-        if begin != end:
-            raise _unsafe(path, f"tensor {name!r} starts at byte {begin}, expected {end} (overlap or gap)")
-        end = stop
-    if end != data_len:
-        raise _unsafe(path, f"the tensors cover {end} bytes but the file holds {data_len}")
-
-
 def _check_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple],
                   vocab_size: int, n_labels: int) -> None:
     problems = [f"missing tensor {name!r}" for name in sorted(set(expected) - set(tensors))]
@@ -377,7 +318,7 @@ def load_artifact(directory: str | os.PathLike, *, expected_shapes: ShapeFn | No
     `expected_shapes(config, vocab_size, n_labels)` may return `{tensor name: shape}`; any
     missing, unexpected or mis-shaped tensor is then listed in one `ModelFileError`.
     """
-    root = _model_dir(Path(directory))
+    root = model_dir(Path(directory))
     doc = _read_config(root / CONFIG_FILE)
     # bytes as saved (no newline translation); they passed their checksum, so only a forger's are not UTF-8
     files = {name: (root / name).read_bytes().decode("utf-8", "replace") for name in _verify_manifest(root)}

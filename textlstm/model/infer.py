@@ -55,7 +55,7 @@ def predict_logits(model: TextLSTM, data: EncodedDataset, batch_size: int = 256,
             for row, i in enumerate(index):
                 weights[i] = att[row, :int(lengths[row])]
     if logits is None:
-        logits = np.empty((0, model.head[-1].out_features), dtype=np.float32)
+        logits = np.empty((0, model.n_labels), dtype=np.float32)
     return logits, weights
 
 

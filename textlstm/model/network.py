@@ -102,7 +102,7 @@ class TextLSTM(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, n_labels: int,
                  embeddings: torch.Tensor | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.n_labels = cfg, n_labels
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0)
         if embeddings is not None:
             if tuple(embeddings.shape) != (vocab_size, cfg.embedding_dim):

@@ -87,10 +87,12 @@ class TorchPredictor(Predictor):
         self.classes = list(clf.classes_)
         self.multilabel = clf.multilabel
         self.thresholds = clf.thresholds_ if clf.multilabel else None
-        self.can_explain = "attention" in clf.config.model.pooling.split("+")
+        from ..ensemble import networks
+        poolings = sorted({n.config.model.pooling for n in networks(clf)})  # an ensemble: its members'
+        self.can_explain = all("attention" in p.split("+") for p in poolings)
         if not self.can_explain:
-            self.explain_unavailable = (f"this model pools with {clf.config.model.pooling!r}; explanations "
-                                        "need attention pooling (model.pooling)")
+            self.explain_unavailable = (f"this model pools with {', '.join(map(repr, poolings))}; explanations "
+                                        "need attention pooling (model.pooling) in every member")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         # one forward pass per gathered batch: predict_proba sorts it by length inside
@@ -101,7 +103,9 @@ class TorchPredictor(Predictor):
 
     def settings(self) -> dict[str, Any]:
         cfg = self.clf.config.to_dict()
+        members = (self.clf.meta_ or {}).get("ensemble", {}).get("members")
         return {"model": cfg["model"], "tokenizer": cfg["tokenizer"], "vocab_size": len(self.clf.vocab_),
+                **({"ensemble_members": members} if members else {}),
                 "threads": self.clf.config.train.threads, "device": self.clf.config.train.device}
 
     def metrics(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ and the settings the run resolves (`prepare_training`); and the checkpoint finge
 record of the vector sources."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import math
 from collections import Counter
@@ -78,6 +79,22 @@ def file_id(path: str | None) -> str | None:
         return f"{src.name} ({src.package} {importlib.metadata.version(src.package)})"
     st = Path(path).stat()
     return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
+
+
+def resume_fingerprint(cfg: Config, classes: Sequence[str], vocab: Vocab) -> dict:
+    """What a checkpoint must match to be resumed: labels, vocabulary, vectors, the model's
+    settings (thresholds left out: they do not change the weights)."""
+    model_settings = cfg.to_dict()["model"]
+    for key in ("thresholds", "threshold", *(() if cfg.model.task == "multilabel" else ("task",))):
+        model_settings.pop(key)
+    fingerprint = {"labels": list(classes), "vocab_size": len(vocab), "vocab_head": vocab.itos[:50],
+                   "vectors": sources_id(cfg.embeddings.vectors), "model": model_settings}
+    if cfg.embeddings.encoder:  # only then, so that earlier checkpoints stay resumable
+        fingerprint["encoder"] = file_id(str(Path(cfg.embeddings.encoder) / "model.safetensors"))
+    if cfg.vocab.unseen_vector_words or cfg.vocab.case_fallback:  # words past vocab_head matter
+        fingerprint["vocab_sha256"] = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest()
+        fingerprint["case_fallback"] = cfg.vocab.case_fallback
+    return fingerprint
 
 
 def sources_id(sources: Sequence[str]) -> str | list[str] | None:
