@@ -13,10 +13,18 @@ on the validation column. `--json PATH` writes every run.
 `--inner SHARE` holds out a fixed stratified share of the training part (the same texts for every
 seed and variant) and scores each fit on it: a larger held-out set than the validation split,
 still drawn from the training data only, and the column to choose on when it is given.
+
+`--unlabelled PATH` reads a text file (one document a line, `.gz` read as gzip; UTF-8, lines
+stripped, empty ones skipped; `--unlabelled-limit N`: the first N texts only) and passes its texts
+as `unlabelled_texts` to every fit of the invocation, for `train.vat` / `train.entropy_min` (without
+it those run on the labelled batch). Each run's record also holds `n_unlabelled` and, where the
+fit's `meta_` has them, its training tokens per second (labelled tokens, from the per-epoch
+history).
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import sys
@@ -30,8 +38,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import DATA_DIR, PRESETS, VECTORS, load_split, stratified_part  # noqa: E402
 
 
+def read_unlabelled(path: Path, limit: int = 0) -> list[str]:
+    """The non-empty stripped lines of a text file (`.gz`: gzip), the first `limit` if > 0."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    texts = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                texts.append(line)
+                if limit and len(texts) >= limit:
+                    break
+    return texts
+
+
 def run(dataset: str, seeds: list[int], variants: dict[str, str], show_eval: bool,
-        data_dir: Path, inner: float = 0.0) -> list[dict]:
+        data_dir: Path, inner: float = 0.0, unlabelled: list[str] | None = None) -> list[dict]:
     from sklearn.metrics import accuracy_score, f1_score
 
     from textlstm import TextClassifier
@@ -51,10 +73,13 @@ def run(dataset: str, seeds: list[int], variants: dict[str, str], show_eval: boo
             items = [o for o in overrides.split(";") if o] + [f"train.seed={seed}", "data.val_split=0.1"]
             cfg = make_config(preset=PRESETS[dataset], overrides=items)
             start = time.perf_counter()
-            clf = TextClassifier(cfg).fit(fit_x, fit_y, vectors=data_dir / VECTORS)
+            clf = TextClassifier(cfg).fit(fit_x, fit_y, vectors=data_dir / VECTORS,
+                                          unlabelled_texts=unlabelled)
             rec = {"seed": seed, "variant": name, "overrides": overrides,
                    "val_macro_f1": clf.meta_["best_val_macro_f1"], "best_epoch": clf.meta_["best_epoch"],
-                   "train_s": time.perf_counter() - start}
+                   "train_s": time.perf_counter() - start,
+                   "n_unlabelled": clf.meta_.get("n_unlabelled", len(unlabelled or []))}
+            rec.update(_throughput(clf.meta_))
             for part, (texts, gold) in scored.items():
                 pred = clf.predict(texts)
                 rec[f"{part}_accuracy"] = accuracy_score(gold, pred)
@@ -64,14 +89,29 @@ def run(dataset: str, seeds: list[int], variants: dict[str, str], show_eval: boo
     return runs
 
 
+def _throughput(meta: dict) -> dict:
+    """From a fit's meta_: the trainer's seconds and, from the per-epoch history (`tokens_per_s`,
+    `seconds`: labelled tokens only, validation excluded), the training tokens and tokens/s."""
+    out = {"fit_train_seconds": meta["train_seconds"]} if "train_seconds" in meta else {}
+    epochs = [h for h in meta.get("history") or [] if "tokens_per_s" in h and "seconds" in h]
+    seconds = sum(h["seconds"] for h in epochs)
+    if epochs and seconds > 0:
+        tokens = sum(h["tokens_per_s"] * h["seconds"] for h in epochs)
+        out.update(train_tokens=round(tokens), train_tokens_per_s=tokens / seconds, epochs_run=len(epochs))
+    return out
+
+
 def summarize(runs: list[dict]) -> None:
     by: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         by[r["variant"]].append(r)
     extra = [k for k in ("inner_accuracy", "inner_macro_f1", "eval_accuracy") if k in runs[0]]
-    print(f"{'variant':<16} {'val macro-F1':>13} {'train s':>8}" + "".join(f" {k:>15}" for k in extra))
+    print(f"{'variant':<16} {'val macro-F1':>13} {'sd':>7} {'train s':>8}"
+          + "".join(f" {k:>15}" for k in extra))
     for name, rs in by.items():
-        line = (f"{name:<16} {statistics.mean(r['val_macro_f1'] for r in rs):>13.4f} "
+        f1 = [r["val_macro_f1"] for r in rs]
+        sd = statistics.stdev(f1) if len(f1) > 1 else 0.0
+        line = (f"{name:<16} {statistics.mean(f1):>13.4f} {sd:>7.4f} "
                 f"{statistics.mean(r['train_s'] for r in rs):>8.0f}")
         line += "".join(f" {statistics.mean(r[k] for r in rs):>15.4f}" for k in extra)
         print(line)
@@ -87,6 +127,10 @@ def main() -> None:
                     help="hold out this share of the training part and score every fit on it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    ap.add_argument("--unlabelled", type=Path,
+                    help="text file (.gz too), one document a line, passed as unlabelled_texts to every fit")
+    ap.add_argument("--unlabelled-limit", type=int, default=0,
+                    help="take the first N unlabelled texts (0: all)")
     a = ap.parse_args()
     variants = {}
     for v in a.variants:
@@ -96,7 +140,15 @@ def main() -> None:
         variants[name] = overrides
     if not 0.0 <= a.inner < 1.0:
         ap.error("--inner: a share in [0, 1)")
-    runs = run(a.dataset, [int(s) for s in a.seeds.split(",")], variants, a.show_eval, a.data_dir, a.inner)
+    if a.unlabelled_limit < 0:
+        ap.error("--unlabelled-limit: 0 (all) or more")
+    unlabelled = read_unlabelled(a.unlabelled, a.unlabelled_limit) if a.unlabelled else None
+    if unlabelled is not None:
+        if not unlabelled:
+            ap.error(f"--unlabelled {a.unlabelled}: no non-empty lines")
+        print(f"unlabelled: {len(unlabelled)} texts from {a.unlabelled}", flush=True)
+    runs = run(a.dataset, [int(s) for s in a.seeds.split(",")], variants, a.show_eval, a.data_dir, a.inner,
+               unlabelled)
     summarize(runs)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
