@@ -15,4 +15,4 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 # setuptools explains its editable-install mechanics with warnings on every install (textlstm maps
 # corpora/ into the package); they are not for users, so they are silenced for this one command.
-PYTHONWARNINGS="ignore::UserWarning" "$PY" -m pip install -q -e ".[test,onnx,tensorboard]"
+PYTHONWARNINGS="ignore::UserWarning" "$PY" -m pip install -q -e ".[test,onnx,tensorboard,docs]"
