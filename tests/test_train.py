@@ -3,9 +3,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from textlstm.config import ModelConfig, TrainConfig
-from textlstm.data.batching import EncodedDataset, bucket_batches, n_batches, padding_share
+from textlstm.data.batching import EncodedDataset, bucket_batches, n_batches, padded_length, padding_share
 from textlstm.errors import TrainingError
 from textlstm.model import TextLSTM
 from textlstm.model.infer import predict_logits
@@ -309,3 +311,23 @@ def test_resume_with_ema_reproduces_uninterrupted_weights(tmp_path, stop_step):
         assert torch.equal(v, resumed.state_dict()[k]), k
     with pytest.raises(TrainingError, match="ema_decay"):
         Trainer(make_model(), tcfg(epochs=3), data, val, n_labels=2, checkpoint_dir=tmp_path).fit(resume=True)
+
+
+@given(st.integers(min_value=1, max_value=100_000))
+def test_padded_lengths_add_at_most_a_sixteenth_and_few_shapes(n):
+    assert n <= padded_length(n) <= n * 1.0625 and padded_length(padded_length(n)) == padded_length(n)
+    assert len({padded_length(k) for k in range(1, 801)}) < 120  # instead of 800 batch shapes
+
+
+def test_rounded_padding_does_not_change_the_scores():
+    from textlstm.data.batching import collate
+
+    torch.manual_seed(0)
+    model = TextLSTM(ModelConfig(hidden_size=8, embedding_dim=4, pooling="attention+max+mean+last"), 50, 3).eval()
+    seqs = [np.arange(2, 35) % 48 + 2, np.arange(5, 20)]
+    ids, lengths = collate(seqs)
+    assert ids.shape[1] == 34  # 33 rounded up
+    with torch.no_grad():
+        rounded = model(ids, lengths)[0]
+        exact = model(ids[:, :33], lengths)[0]
+    torch.testing.assert_close(rounded, exact, rtol=1e-5, atol=1e-6)
