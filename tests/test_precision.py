@@ -64,3 +64,17 @@ def test_bfloat16_logits_are_close_to_float32_logits():
 def test_adam_uses_the_fused_kernel():
     opt = make_optimizer(make_model(), tcfg(optimizer="adamw"))
     assert opt.defaults["fused"] is True
+
+
+@pytest.mark.parametrize("given, expected", [(None, "8"), ("1024", "1024")])
+def test_import_caps_onednns_primitive_cache_unless_the_user_set_it(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if given:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, textlstm; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == expected
