@@ -121,19 +121,20 @@ def count_positions(encoder: nn.Module) -> dict[str, int]:
 
 
 def bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
-                   s: Settings, amp: bool | None = None, side_by_side: bool = True) -> dict:
+                   s: Settings, amp: bool | None = None, schedule: str = "auto") -> dict:
     """textlstm's own training step (`Trainer.train_step`: the preset's optimiser, clipping,
     schedule and mixed precision, or `amp` if given), with the embeddings trainable (as after
-    unfreezing). `side_by_side=False` runs the two directions one after the other."""
+    unfreezing). `schedule` is `textlstm.model.directions.SCHEDULE`: "auto" (the default: each
+    kind of call times both schedules on its first calls and keeps the faster), "side-by-side"
+    or "in-turn" (the two directions one after the other)."""
     from textlstm.model import directions
 
-    original = directions.MIN_STEPS
-    if not side_by_side:
-        directions.MIN_STEPS = 1 << 30  # no batch is that long: always in turn
+    original = directions.SCHEDULE
+    directions.SCHEDULE = schedule
     try:
         return _bench_textlstm(ids, y, vocab_size, n_labels, preset, s, amp)
     finally:
-        directions.MIN_STEPS = original
+        directions.SCHEDULE = original
 
 
 def _bench_textlstm(ids: list[np.ndarray], y: np.ndarray, vocab_size: int, n_labels: int, preset: str,
@@ -214,9 +215,11 @@ def bench_dataset(dataset: str, s: Settings, data_dir: Path, notes: list[str]) -
         "textlstm": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s),
         # the same in float32: what mixed precision adds
         "textlstm-float32": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s, amp=False),
-        # directions one after the other: what running them side by side adds
+        # the directions' two schedules forced: what "auto" chose between
+        "textlstm-side-by-side": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s,
+                                                        schedule="side-by-side"),
         "textlstm-in-turn": lambda: bench_textlstm(encoded, y, len(vocab), len(classes), preset, s,
-                                                   side_by_side=False),
+                                                   schedule="in-turn"),
         "tutorial": lambda: bench_tutorial(tb.encode(tokens, vocab, TUTORIAL_MAX_LEN[dataset]),
                                            y, len(vocab), len(classes), preset, s),
     }

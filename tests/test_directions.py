@@ -11,6 +11,7 @@ from textlstm.model import TextLSTM, directions
 def two_threads(monkeypatch):
     """Two threads, and side by side even for the short test texts."""
     monkeypatch.setattr(directions, "MIN_STEPS", 1)
+    monkeypatch.setattr(directions, "SCHEDULE", "side-by-side")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -131,3 +132,33 @@ def test_backward_frees_the_inner_graphs(two_threads):
     with pytest.raises(RuntimeError, match="twice"):
         loss.backward()
     assert node is outs[0].grad_fn
+
+
+def test_auto_times_both_schedules_then_keeps_the_faster_with_equal_results(two_threads, monkeypatch):
+    monkeypatch.setattr(directions, "SCHEDULE", "auto")
+    chooser = directions.Chooser()
+    monkeypatch.setattr(directions, "CHOOSER", chooser)
+    torch.manual_seed(0)
+    rnns = (nn.LSTM(4, 6, batch_first=True), nn.LSTM(4, 6, batch_first=True))
+    x = [torch.randn(2, 40, 4) for _ in range(2)]
+    with torch.no_grad():
+        want = [rnn(xi)[0] for rnn, xi in zip(rnns, x)]
+        for _ in range(2 * directions.TRIALS + 3):
+            for out, ref in zip(directions.run_directions(rnns, x), want):
+                torch.testing.assert_close(out, ref)
+    kind = (False, None, 1)  # no grad, no autocast, 32-63 steps
+    assert kind in chooser.chosen
+    assert [len(t) for t in chooser.timings[kind].values()] == [directions.TRIALS] * 2
+    faster = {m: sorted(t[1:])[len(t[1:]) // 2] for m, t in chooser.timings[kind].items()}
+    assert chooser.chosen[kind] == (faster[True] < faster[False])
+
+
+def test_the_chooser_keeps_what_it_measured_faster():
+    chooser = directions.Chooser()
+    kind = (True, torch.bfloat16, 3)
+    for i in range(directions.TRIALS):
+        side, timed = chooser.next(kind)
+        chooser.record(kind, side, 2.0 if side else 1.0, 100)  # in turn twice as fast
+        side, timed = chooser.next(kind)
+        chooser.record(kind, side, 2.0 if side else 1.0, 100)
+    assert chooser.next(kind) == (False, False)

@@ -130,6 +130,7 @@ def test_export_with_two_threads_traces_both_directions(exported, tmp_path, monk
     from textlstm.model import directions
 
     monkeypatch.setattr(directions, "MIN_STEPS", 1)
+    monkeypatch.setattr(directions, "SCHEDULE", "side-by-side")
     d, _ = exported
     before = torch.get_num_threads()
     torch.set_num_threads(2)

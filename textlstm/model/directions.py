@@ -8,6 +8,11 @@ forward and backward. On 2 cores that makes a bidirectional nn.LSTM layer about 
 batches of one shape; on real bucketed IMDB batches the gain measured only 3 %
 (benchmarks/README.md). Results are those of the one-after-the-other computation.
 
+Which is faster depends on the CPU (an AMD EPYC gained from side by side on long batches, an
+Intel Xeon with AMX lost at every length), so by default (`SCHEDULE = "auto"`) each process
+times both on its first calls of each kind (training or inference, autocast dtype, length
+class) and keeps the faster (`Chooser`); `SCHEDULE` "side-by-side" or "in-turn" forces one.
+
 `run_directions(rnns, inputs)` is what `model.Encoder` calls; with fewer than 2 intra-op
 threads, texts shorter than `MIN_STEPS` tokens, a GPU tensor or a single direction it simply
 runs them in turn.
@@ -16,15 +21,60 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-# Below this many time steps the hand-over costs more than it saves (whole training step,
-# bfloat16, batch 64, 2 threads: 0.82x at 20 steps, 0.92x at 60, 1.12x at 120, 1.21x at 250).
-MIN_STEPS = 96
+# Below this many time steps the hand-over always costs more than it saves (whole training
+# step, bfloat16, batch 64, 2 threads, AMD EPYC: 0.82x at 20 steps, 0.92x at 60, 1.12x at 120,
+# 1.21x at 250; on an Intel Xeon in turn was faster at every length).
+MIN_STEPS = 16
+# "auto": time both schedules on the first calls of each kind and keep the faster (`Chooser`);
+# "side-by-side" or "in-turn" force one. Results are the same either way.
+SCHEDULE = "auto"
+TRIALS = 3  # timed calls of each schedule per kind of call before "auto" keeps the faster
+LENGTH_CLASSES = (32, 64, 128, 256, 512)  # calls are told apart by length class, grad and autocast
+
+
+class Chooser:
+    """Per process: for each kind of call (grad on or off, autocast dtype, length class), the
+    first `TRIALS` calls of each schedule alternate and are timed per padded token; then the
+    faster schedule is kept for that kind. The numbers are in `timings` for inspection."""
+
+    def __init__(self) -> None:
+        self.timings: dict[tuple, dict[bool, list[float]]] = {}
+        self.chosen: dict[tuple, bool] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def kind(x: torch.Tensor) -> tuple:
+        length_class = sum(x.shape[1] >= edge for edge in LENGTH_CLASSES)
+        amp = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        return torch.is_grad_enabled(), amp, length_class
+
+    def next(self, kind: tuple) -> tuple[bool, bool]:
+        """(side by side?, time this call?)."""
+        with self._lock:
+            if kind in self.chosen:
+                return self.chosen[kind], False
+            seen = self.timings.setdefault(kind, {True: [], False: []})
+            side = len(seen[True]) <= len(seen[False])
+            return side, True
+
+    def record(self, kind: tuple, side: bool, seconds: float, tokens: int) -> None:
+        with self._lock:
+            seen = self.timings.setdefault(kind, {True: [], False: []})
+            seen[side].append(seconds / max(1, tokens))
+            if kind not in self.chosen and min(len(seen[True]), len(seen[False])) >= TRIALS:
+                # the first call of each pays one-time set-up: the median of the rest decides
+                best = {mode: sorted(times[1:])[len(times[1:]) // 2] for mode, times in seen.items()}
+                self.chosen[kind] = best[True] < best[False]
+
+
+CHOOSER = Chooser()
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
@@ -64,7 +114,8 @@ def _side_by_side(work: Sequence[Callable[[], object]], threads: int) -> list:
 def _parallel_ok(inputs: Sequence[torch.Tensor]) -> bool:
     """Two CPU inputs of at least `MIN_STEPS` steps, two threads to share, and a real run (an
     exporter's trace records what this thread does, so it must see every operation)."""
-    return (len(inputs) == 2 and torch.get_num_threads() >= 2 and inputs[0].shape[1] >= MIN_STEPS
+    return (SCHEDULE != "in-turn" and len(inputs) == 2 and torch.get_num_threads() >= 2
+            and inputs[0].shape[1] >= MIN_STEPS
             and all(x.device.type == "cpu" for x in inputs)
             and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
 
@@ -115,9 +166,21 @@ class _TwoDirections(torch.autograd.Function):
 
 def run_directions(rnns: Sequence[nn.Module], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """`[rnn(x)[0] for rnn, x in zip(rnns, inputs)]`, the two directions side by side where
-    that is possible (see the module docstring)."""
+    that is possible and, with `SCHEDULE = "auto"`, faster on this CPU (see the module docstring)."""
     if not _parallel_ok(inputs):
         return [rnn(x)[0] for rnn, x in zip(rnns, inputs)]
+    if SCHEDULE == "side-by-side":
+        return _both(rnns, inputs)
+    kind = Chooser.kind(inputs[0])
+    side, timed = CHOOSER.next(kind)
+    start = time.perf_counter()
+    outs = _both(rnns, inputs) if side else [rnn(x)[0] for rnn, x in zip(rnns, inputs)]
+    if timed:
+        CHOOSER.record(kind, side, time.perf_counter() - start, inputs[0].shape[0] * inputs[0].shape[1])
+    return outs
+
+
+def _both(rnns: Sequence[nn.Module], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     params = [p for rnn in rnns for p in rnn.parameters()]
     if torch.is_grad_enabled() and (any(p.requires_grad for p in params)
                                     or any(x.requires_grad for x in inputs)):
