@@ -60,3 +60,38 @@ def test_the_site_builds_offline_with_no_warnings(tmp_path):
     assert (tmp_path / "site" / "settings.html").is_file()
     assert "train.adversarial" in (tmp_path / "site" / "settings.html").read_text()
     assert "TextClassifier" in (tmp_path / "site" / "api.html").read_text()
+
+
+def command_lines() -> list[tuple[str, str]]:
+    """(page, command line) of every `textlstm …` line in the docs' and README's code blocks."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|text|console)?\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.splitlines():
+                line = line.removeprefix("$ ").strip()
+                if line.startswith("textlstm "):
+                    found.append((page.name, line.split("  #")[0].split(" # ")[0]))
+    return found
+
+
+def test_every_documented_command_and_option_exists():
+    """A renamed command or option fails here, not in a user's shell."""
+    from typer.testing import CliRunner
+
+    from textlstm.cli import app
+
+    runner, helps = CliRunner(), {}
+    lines = command_lines()
+    assert len(lines) > 30
+    for page, line in lines:
+        words = line.split()[1:]
+        path = [w for w in words[:2] if re.fullmatch(r"[a-z][a-z-]+", w)]
+        if len(path) == 2 and path[0] not in ("corpora", "vectors"):
+            path = path[:1]  # the second word is an argument (a file or model name)
+        key = tuple(path)
+        if key not in helps:
+            res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+            assert res.exit_code == 0, f"{page}: `{line}`: no command {' '.join(path)!r}"
+            helps[key] = res.output
+        for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", line):
+            assert option in helps[key], f"{page}: `{line}`: {' '.join(path)} has no option {option}"
