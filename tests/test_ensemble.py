@@ -244,3 +244,13 @@ def test_the_estimator_takes_an_ensemble_directory(saved):
     proba = est.predict_proba(QUERIES)
     np.testing.assert_allclose(proba, TextClassifier.load(saved[0]).predict_proba(QUERIES)[:, est._columns], atol=1e-6)
     assert list(est.classes_) == ["neg", "pos"] and 0.0 <= est.score(TEXTS, LABELS) <= 1.0
+
+
+def test_the_server_serves_an_ensemble_with_explanations(saved):
+    from textlstm.serve.predictor import TorchPredictor
+
+    served = TorchPredictor(saved[0])
+    np.testing.assert_allclose(served.predict_proba(QUERIES), TextClassifier.load(saved[0]).predict_proba(QUERIES),
+                               atol=1e-6)
+    assert served.can_explain and served.explain_tokens(["a wonderful film"])[0][1][0] == "wonderful"
+    assert [m["cell"] for m in served.describe()["settings"]["ensemble_members"]] == ["lstm", "gru"]
