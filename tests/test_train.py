@@ -331,3 +331,10 @@ def test_rounded_padding_does_not_change_the_scores():
         rounded = model(ids, lengths)[0]
         exact = model(ids[:, :33], lengths)[0]
     torch.testing.assert_close(rounded, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_a_stop_without_a_checkpoint_directory_says_nothing_was_saved():
+    ref = [None]
+    ref[0] = Trainer(make_model(), tcfg(epochs=2), toy_data(), None, n_labels=2, callbacks=[StopAt(ref, 2)])
+    with pytest.raises(TrainingInterrupted, match="nothing was saved"):
+        ref[0].fit()

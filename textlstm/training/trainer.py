@@ -200,7 +200,8 @@ class Trainer:
                 self._checkpoint()
                 raise TrainingInterrupted(
                     f"Training stopped by {self.stop_requested or 'a signal to another process'} at "
-                    f"epoch {epoch}, step {step}; a checkpoint was saved. Continue with --resume.")
+                    f"epoch {epoch}, step {step}; " + ("a checkpoint was saved. Continue with --resume."
+                                                       if self.checkpoint_dir else "no checkpoint directory: nothing was saved."))
         seconds = time.perf_counter() - start
         local = [distributed.shard(b, self.dist) for b in batches]
         record = {"epoch": epoch, "train_loss": s.partial_loss / max(1, len(batches)),
