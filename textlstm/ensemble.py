@@ -204,6 +204,8 @@ def _read_doc(root: Path) -> dict:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or entry.get("dir") != f"{MEMBERS_DIR}/{i}":
             raise ModelFileError(f"{path}: member {i} must be the folder {MEMBERS_DIR}/{i}, got {entry!r}.")
+        if not isinstance(entry.get("source"), (str, type(None))):
+            raise ModelFileError(f"{path}: member {i}'s source must be a string, got {entry.get('source')!r}.")
         weight = entry.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight > 0):
             raise ModelFileError(f"{path}: member {i} has no positive weight ({weight!r}).")
@@ -232,7 +234,12 @@ def load(cls: type, directory: str | os.PathLike) -> TextClassifier:
     if list(clf.classes_) != list(doc["labels"]):
         raise ModelFileError(f"{root / ENSEMBLE_FILE} lists the labels {doc['labels']}, its members "
                              f"{clf.classes_}; the ensemble is corrupt.")
-    clf.meta_ = doc["meta"]
+    # what the members say (their summaries) is recomputed from them; of the saved meta, the
+    # retuned thresholds of a multi-label ensemble and anything else a user added are kept
+    saved = doc["meta"]
+    clf.meta_ = {**saved, **clf.meta_}
+    if clf.multilabel and "thresholds" in saved:
+        clf.meta_["thresholds"], clf.meta_["threshold_tuning"] = saved["thresholds"], saved.get("threshold_tuning")
     if clf.multilabel and not _thresholds_ok(clf.meta_.get("thresholds"), clf.classes_):
         raise ModelFileError(f"{root / ENSEMBLE_FILE}: meta.thresholds must give each label a number in [0, 1].")
     return clf
