@@ -50,6 +50,13 @@ def copy_of(path, tmp_path):
     return shutil.copytree(path, tmp_path / "copy")
 
 
+def edit_members(path, change):
+    """Rewrite ensemble.json with `change(doc["members"])` applied (its checksum left stale)."""
+    doc = json.loads((path / "ensemble.json").read_text())
+    change(doc["members"])
+    (path / "ensemble.json").write_text(json.dumps(doc))
+
+
 # -- averaging ----------------------------------------------------------------------------------
 
 def test_probabilities_are_the_weighted_mean_of_the_members(members):
@@ -111,9 +118,7 @@ def test_save_and_load_give_the_same_predictions_and_explanations(members, saved
 
 def test_an_edited_ensemble_file_fails_its_checksum(saved, tmp_path):
     path = copy_of(saved[0], tmp_path)
-    doc = json.loads((path / "ensemble.json").read_text())
-    doc["members"][0]["weight"] = 100
-    (path / "ensemble.json").write_text(json.dumps(doc))
+    edit_members(path, lambda members: members[0].update(weight=100))
     with pytest.raises(ModelFileError, match="ensemble.json failed its checksum"):
         TextClassifier.load(path)
 
@@ -138,9 +143,7 @@ def test_a_tampered_member_file_fails_the_members_own_checksum(saved, tmp_path):
 
 def test_member_folders_outside_members_are_refused_even_with_a_forged_manifest(saved, tmp_path):
     path = copy_of(saved[0], tmp_path)
-    doc = json.loads((path / "ensemble.json").read_text())
-    doc["members"][1]["dir"] = "../b"
-    (path / "ensemble.json").write_text(json.dumps(doc))
+    edit_members(path, lambda members: members[1].update(dir="../b"))
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["files"]["ensemble.json"] = {"sha256": file_sha256(path / "ensemble.json"),
                                           "size": (path / "ensemble.json").stat().st_size}

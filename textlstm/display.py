@@ -169,8 +169,8 @@ def ensemble_table(reports: list[tuple[str, dict[str, Any]]], title: str) -> Tab
     """Each member's and the ensemble's headline scores on one labelled file (the last row bold)."""
     multi = any(r.get("task") == "multilabel" for _, r in reports)
     names = ("micro_f1", "macro_f1", "accuracy") if multi else ("accuracy", "macro_f1", "weighted_f1")
-    table = Table("model", *(n.replace("_", "-") if n != "accuracy" or not multi else "subset accuracy"
-                             for n in names), title=title)
+    headers = {"accuracy": "subset accuracy" if multi else "accuracy"}
+    table = Table("model", *(headers.get(n, n.replace("_", "-")) for n in names), title=title)
     for i, (name, report) in enumerate(reports):
         table.add_row(name, *(f"{report[n]:.4f}" for n in names), style="bold" if i == len(reports) - 1 else None)
     return table

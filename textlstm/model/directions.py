@@ -57,6 +57,8 @@ class Chooser:
 
     def next(self, kind: tuple) -> tuple[bool, bool]:
         """(side by side?, time this call?)."""
+        if (chosen := self.chosen.get(kind)) is not None:  # the common case: no lock once decided
+            return chosen, False
         with self._lock:
             if kind in self.chosen:
                 return self.chosen[kind], False
