@@ -53,3 +53,14 @@ def test_presets_load_and_are_recorded():
         assert make_config(name).preset == name
     with pytest.raises(ConfigError, match="Presets:"):
         make_config("nope")
+
+
+def test_an_encoder_drops_the_presets_vectors_but_not_vectors_you_name(tmp_path):
+    """`train --preset sentence-sentiment --encoder DIR`: the encoder brings the embeddings, so the
+    preset's GloVe does not apply; vectors from a file or --set stay (and training refuses them)."""
+    assert make_config("sentence-sentiment").embeddings.vectors == ["glove-6b-50d"]
+    assert make_config("sentence-sentiment", overrides=['embeddings.encoder="enc"']).embeddings.vectors == []
+    named = make_config("sentence-sentiment", overrides=['embeddings.encoder="enc"', 'embeddings.vectors=["v.txt"]'])
+    assert named.embeddings.vectors == ["v.txt"]
+    (tmp_path / "c.toml").write_text('[embeddings]\nvectors = ["w.txt"]\n')
+    assert make_config("sentence-sentiment", tmp_path / "c.toml", ['embeddings.encoder="enc"']).embeddings.vectors == ["w.txt"]

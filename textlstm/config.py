@@ -354,4 +354,18 @@ def make_config(
     if config_file:
         cfg.update(load_toml(config_file), str(config_file))
     cfg.override(overrides or [])
-    return cfg.validate()
+    return encoder_embeddings(cfg, preset, config_file, overrides).validate()
+
+
+def encoder_embeddings(cfg: Config, preset: str | None, config_file=None, overrides: list[str] | None = None) -> Config:
+    """A pretrained encoder (`embeddings.encoder`) brings its own embeddings, so the vectors a
+    preset names do not apply to it; vectors named by the file or the overrides still do (and
+    training refuses them with the reason)."""
+    if cfg.embeddings.encoder and preset and cfg.embeddings.vectors:
+        named = Config()
+        if config_file:
+            named.update(load_toml(config_file), str(config_file))
+        named.override(overrides or [])
+        if not named.embeddings.vectors:
+            cfg.embeddings.vectors = []
+    return cfg

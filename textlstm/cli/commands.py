@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..classifier import TextClassifier
-from ..config import preset_names
+from ..config import encoder_embeddings, preset_names
 from ..data import corpora as corpora_lib
 from ..data.readers import read_dataset
 from ..training import distributed
@@ -98,6 +98,7 @@ def train(
         "--scale-lr": ("train.lr_scaling", scale_lr),
         "--encoder": ("embeddings.encoder", None if encoder is None else str(encoder)),
         "--label-names": ("data.label_names", _label_name_pairs(label_names))})
+    cfg = encoder_embeddings(cfg, preset, config_file, overrides)  # --encoder: not the preset's vectors
     job = TrainJob.with_defaults(data, val, test, vectors, out_dir, resume=resume, overwrite=overwrite,
                                  unlabelled=unlabelled)
     from ..tensorboard import TensorBoard
