@@ -103,6 +103,10 @@ def test_mismatched_settings_vectors_and_classifiers_are_refused(encoder, tmp_pa
         TextClassifier(cfg(f'embeddings.encoder="{path}"', "model.hidden_size=32")).fit(texts, labels)
     with pytest.raises(ConfigError, match="tokenizer.lower"):
         TextClassifier(cfg(f'embeddings.encoder="{path}"', "tokenizer.lower=false")).fit(texts, labels)
+    # the encoder's embeddings decide their size, whatever model.embedding_dim says
+    sized = TextClassifier(cfg(f'embeddings.encoder="{path}"', "model.embedding_dim=77", "train.epochs=1",
+                               "data.val_split=0")).fit(texts, labels)
+    assert sized.config.model.embedding_dim == load_encoder(path).tensors["embedding.weight"].shape[1] != 77
     vec = tmp_path / "v.txt"
     vec.write_text("film " + " ".join(["0.1"] * 8) + "\n")
     with pytest.raises(ConfigError, match="pretrain-lm"):

@@ -127,7 +127,7 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
     cfg = with_sources(cfg, vectors)
     embedded = None
     if cfg.embeddings.encoder:
-        vocab, model = _from_encoder(cfg, counts, len(classes), callbacks)
+        cfg, vocab, model = _from_encoder(cfg, counts, len(classes), callbacks)
         pretrained = True
     else:
         embedded = vocab_and_vectors(cfg, counts, callbacks)
@@ -150,19 +150,23 @@ def prepare_training(cfg: Config, tokens: Sequence[Sequence[str]], labels: Seque
 
 
 def _from_encoder(cfg: Config, counts: Counter, n_labels: int, callbacks):
-    """Vocabulary and model from the pretrained encoder in `embeddings.encoder`."""
+    """The settings (with the encoder's embedding size), vocabulary and model from the
+    pretrained encoder in `embeddings.encoder`."""
     path = cfg.embeddings.encoder
     if cfg.embeddings.vectors:
         raise ConfigError("Give the vectors to `textlstm pretrain-lm`, not to training with "
                           f"--encoder: the encoder in {path} brings its own embeddings.")
     encoder = load_encoder(path)
+    # the encoder decides the embedding dimension, as vector sources do without one
+    dim = int(encoder.tensors["embedding.weight"].shape[1])
+    cfg = replace(cfg, model=replace(cfg.model, embedding_dim=dim))
     check_compatible(encoder, cfg, f"{path}/config.json")
     torch.manual_seed(cfg.train.seed)
     vocab, model = start_from_encoder(encoder, counts, cfg, n_labels)
     covered = sum(c for w, c in counts.items() if w in encoder.vocab.stoi) / max(1, sum(counts.values()))
     say(callbacks, f"encoder {path}: {len(encoder.vocab):,} words cover {covered:.1%} of the "
                    f"training tokens; vocabulary {len(vocab):,}")
-    return vocab, model
+    return cfg, vocab, model
 
 
 def unlabelled_tokens(path, encoding: str, tokenizer, callbacks=None) -> tuple[list[list[str]], str]:
