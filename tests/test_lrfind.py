@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from textlstm.cli import app
 from textlstm.config import make_config
 from textlstm.errors import ConfigError
-from textlstm.jobs.lrfind import lr_find, suggest
+from textlstm.jobs.lrfind import lr_find, no_descent, suggest
 
 runner = CliRunner()
 SMALL = ["model.hidden_size=8", "model.embedding_dim=8", "model.attention_dim=8", "train.threads=1",
@@ -63,6 +63,7 @@ def test_suggestion_is_the_steepest_descent_before_the_minimum():
     assert math.isclose(min_loss, lrs[int(np.argmin(loss))] / 10)
     flat_then_up = list(np.linspace(1, 3, 50))  # no descent at all: the minimum's LR
     assert suggest(lrs[:50], flat_then_up, 1e-6, 1)[0] == lrs[0]
+    assert no_descent(flat_then_up) and not no_descent(list(loss))  # `lr-find` warns on the first
 
 
 def test_bad_range_is_a_config_error(data):

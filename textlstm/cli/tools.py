@@ -65,7 +65,7 @@ def lr_find(
     """Learning-rate range test: the loss while the LR grows, and a suggested LR (train.lr)."""
     from ..display import RangeTestProgress
     from ..jobs.lrfind import lr_find as range_test
-    from ..jobs.lrfind import plot_lr_find
+    from ..jobs.lrfind import no_descent, plot_lr_find
     from ..metrics import write_json
 
     cfg = settings(preset, config_file, overrides, data_flags(fmt, text_field, label_field, encoding, on_bad_lines))
@@ -81,6 +81,9 @@ def lr_find(
     out.print(f"suggested LR {result.suggested_lr:.2e} (min-loss LR / 10); steepest descent of the "
               f"loss (upper bound): {result.steepest_lr:.2e}; {len(result.lrs)} steps: {result.reason}")
     out.print(f"plot written to {plot}" + (f", curve to {json_path}" if json_path else ""))
+    if no_descent(result.losses):
+        err.print("warning: the loss never fell below its first steps' level, so the suggestion is no more than "
+                  "the start LR; run more --steps (the LR then grows more slowly) or a lower --end")
 
 
 @handle_errors

@@ -141,6 +141,16 @@ def _prepare(cfg: Config, data: Path, vectors, callbacks):
     return start.model, start.train_data, len(classes), start.class_weights, train
 
 
+def _settling(n: int) -> int:
+    return min(10, n // 10)
+
+
+def no_descent(losses: list[float]) -> bool:
+    """The smoothed loss is lowest within its first steps: the range test found no LR that trains
+    better than the start, and its suggestion means nothing (too few steps, or a range too high)."""
+    return int(np.argmin(np.asarray(losses))) - _settling(len(losses)) < 2
+
+
 def suggest(lrs: list[float], losses: list[float], start: float, end: float) -> tuple[float, float]:
     """(LR at the steepest descent of the smoothed loss before its minimum, LR of the minimum / 10),
     both within [start, end]. The first tenth of the curve (at most 10 steps) is skipped: the
@@ -149,8 +159,8 @@ def suggest(lrs: list[float], losses: list[float], start: float, end: float) -> 
     x = np.log10(np.asarray(lrs, dtype=np.float64))
     lowest = int(np.argmin(loss))
     min_loss_lr = min(max(lrs[lowest] / 10, start), end)
-    skip = min(10, len(loss) // 10)
-    if lowest - skip < 2:  # nothing falls before the minimum: the curve gives no steep part
+    skip = _settling(len(loss))
+    if no_descent(losses):  # nothing falls before the minimum: the curve gives no steep part
         return lrs[lowest], min_loss_lr
     part = slice(skip, lowest + 1)
     slope = np.gradient(loss[part], x[part])
