@@ -39,6 +39,7 @@ PORT = 8000  # the port the docs use; the sandbox serves on a free one instead
 ELLIPSIS = "…"
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 BOX = re.compile(r"[\u2500-\u257f]")
+SERVE = re.compile(r"(^|\s)textlstm serve\s")
 ABSOLUTE = re.compile(r"(?<![\w.])/[\w.-]+(?:/[\w.-]+)+")  # an absolute path: where the repository is
 
 
@@ -110,6 +111,15 @@ trap __stop EXIT
 """
 
 
+def _serve(line: str, log: str) -> str:
+    """A `textlstm serve` line: stop the server before, start this one in the background, and
+    wait until it is ready (its log, on failure)."""
+    command = re.sub(r"&\s*(#.*)?$", "", line.split("  #")[0]).strip()
+    if "--port" not in command:
+        command += f" --port {PORT}"
+    return f"__stop\n{command} > {log} 2>&1 &\n__pids+=($!)\n__ready {log}\n"
+
+
 def script(page_blocks: list[Block], port: int) -> str:
     parts, serves = [PRELUDE.replace("__PORT__", str(port))], 0
     for n, b in enumerate(page_blocks):
@@ -117,18 +127,18 @@ def script(page_blocks: list[Block], port: int) -> str:
             continue
         if b.is_transcript:
             for k, (command, _) in enumerate(transcript(b).commands):
-                parts.append(f'echo\necho "@@begin {n} {k}"\nset +e\n( {command}\n) 2>&1\n__rc=$?\nset -e\n'
-                             f'echo\necho "@@end {n} {k} $__rc"\n')
+                if SERVE.search(command):  # what it prints until it is ready
+                    serves += 1
+                    run = _serve(command, f"serve-{serves}.log") + f"cat serve-{serves}.log\n"
+                else:
+                    run = f"set +e\n( {command}\n) 2>&1\n__rc=$?\nset -e\n"
+                parts.append(f'echo\necho "@@begin {n} {k}"\n__rc=0\n{run}echo\necho "@@end {n} {k} $__rc"\n')
         elif b.lang == "bash":
             parts.append(f'echo\necho "@@block {n}"\n')
             for line in logical_lines(b.body):
-                if re.search(r"(^|\s)textlstm serve\s", line):
+                if SERVE.search(line):
                     serves += 1
-                    command = re.sub(r"&\s*(#.*)?$", "", line.split("  #")[0]).strip()
-                    if "--port" not in command:
-                        command += f" --port {PORT}"
-                    log = f"serve-{serves}.log"
-                    parts.append(f"__stop\n{command} > {log} 2>&1 &\n__pids+=($!)\n__ready {log}\n")
+                    parts.append(_serve(line, f"serve-{serves}.log"))
                 else:
                     parts.append(line + "\n")
     return "".join(parts).replace(f":{PORT}", f":{port}").replace(f"--port {PORT}", f"--port {port}")
@@ -206,9 +216,10 @@ def run_page(page: Path, sandbox: Path, timeout: float = 900) -> PageRun:
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1",
            "COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb", "TEXTLSTM_CACHE": str(sandbox / ".cache")}
     env.pop("TEXTLSTM_SERVE_TOKEN", None)
-    res = subprocess.run(["bash", "-c", script(page_blocks, free_port())], cwd=sandbox, env=env, timeout=timeout,
+    port = free_port()
+    res = subprocess.run(["bash", "-c", script(page_blocks, port)], cwd=sandbox, env=env, timeout=timeout,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    outputs, log = parse_output(res.stdout.replace(str(sandbox) + os.sep, ""))
+    outputs, log = parse_output(res.stdout.replace(str(sandbox) + os.sep, "").replace(f":{port}", f":{PORT}"))
     problems, lines = [], text.split("\n")
     for b in page_blocks:
         if not (b.directive or b.lang in ("bash", "python", "text")):
@@ -280,7 +291,7 @@ def make_sandbox(root: Path, model: Path | None) -> Path:
         shutil.copytree(model, work / "model")
     train, test = _rows("train.tsv"), _rows("test.tsv")
     small = train[::6]  # 86 balanced sentences: the examples train in seconds
-    for name in ("data.csv", "train.csv", "imdb.csv", "reviews.csv"):
+    for name in ("data.csv", "train.csv", "imdb.csv"):
         _write_csv(work / name, ["text", "label"], small)
     _write_csv(work / "reviews.csv", ["review_id", "text", "label"], [(f"r{i}", t, y) for i, (t, y) in enumerate(small)])
     for name in ("test.csv", "dev.csv", "val.csv"):
