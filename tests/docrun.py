@@ -172,7 +172,7 @@ def align(shown: list[str], actual: list[str]) -> list[int | None] | None:
     return None if found is None else list(found)
 
 
-def parse_output(stdout: str) -> tuple[dict[tuple[int, int], tuple[list[str], int]], str]:
+def parse_output(stdout: str) -> dict[tuple[int, int], tuple[list[str], int]]:
     """Each transcript command's output lines and exit status, keyed by (block, command)."""
     outputs, current, lines = {}, None, []
     for line in stdout.split("\n"):
@@ -183,7 +183,7 @@ def parse_output(stdout: str) -> tuple[dict[tuple[int, int], tuple[list[str], in
             current = None
         elif current:
             lines.append(line)
-    return outputs, stdout
+    return outputs
 
 
 @dataclass
@@ -219,7 +219,8 @@ def run_page(page: Path, sandbox: Path, timeout: float = 900) -> PageRun:
     port = free_port()
     res = subprocess.run(["bash", "-c", script(page_blocks, port)], cwd=sandbox, env=env, timeout=timeout,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    outputs, log = parse_output(res.stdout.replace(str(sandbox) + os.sep, "").replace(f":{port}", f":{PORT}"))
+    log = res.stdout.replace(str(sandbox) + os.sep, "").replace(f":{port}", f":{PORT}")
+    outputs = parse_output(log)
     problems, lines = [], text.split("\n")
     for b in page_blocks:
         if not (b.directive or b.lang in ("bash", "python", "text")):
