@@ -235,3 +235,50 @@ def test_bidi_controls_are_dropped_and_long_runs_are_broken_for_both_kinds():
         assert tok.tokenize("\u202e\u2066good\u2069 film") == ["good", "film"]
         tokens = tok.tokenize("x" * 1000)
         assert len(tokens) == 10 and all(len(t) == 100 for t in tokens)
+
+
+SPACY_SAMPLES = [
+    "I don't like it.<br /><br />Not at ALL! :) Can't, won't; U.S. e.g. 3.5 1,000 ... -- x",
+    "Mr. Smith's dog (a \"good\" boy) cost $5.99 -- see http://example.com/a?b=c or me@mail.org!",
+    "She said:'no' 'em 'cause y'all ain't gonna... ;-) :-( <3 O.O (((yes))) #tag @user 10km 5pm",
+    "Hyphen-ated, slash/ed & under_scored 'quoted' «guillemets» — dashes – and…ellipsis??!!",
+    "a\u00a0b\tc  d\u3000e", "x" * 250 + " tail", "", "   ", "Ünïcödé naïve café l'été",
+]
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_spacy_pieces_give_whole_text_spacy_tokens(lower):
+    """Each space-separated piece is tokenized (and cached) on its own: the tokens equal
+    spaCy's over the whole cleaned text, cold and from the cache."""
+    import spacy
+
+    from textlstm.data.tokenize import _broken_runs
+
+    whole = spacy.blank("en").tokenizer
+    tok = make(kind="spacy", lower=lower)
+    for _ in range(2):  # the first pass fills the piece cache, the second reads it
+        for text in SPACY_SAMPLES:
+            cleaned = tok.clean(text)
+            expected = [t.lower_ if lower else t.text for t in whole(_broken_runs(cleaned)) if not t.is_space]
+            assert tok.tokenize(text) == expected, text
+
+
+def test_spacy_piece_keeps_its_tokens_wherever_it_stands():
+    """Whole-text spaCy lets a special case matched across a space block one inside a piece
+    ("''" followed by "''" became "''" "'" "'"); a piece here always gets its own tokens."""
+    tok = make(kind="spacy", lower=False)
+    assert tok.tokenize("a pair '' '' their") == ["a", "pair", "''", "''", "their"]
+    assert tok.tokenize("'' ''") == tok.tokenize("''") * 2
+
+
+def test_spacy_piece_cache_is_bounded_and_refills(monkeypatch):
+    import textlstm.data.tokenize as tokenize
+
+    monkeypatch.setattr(tokenize, "PIECE_CACHE_SIZE", 5)
+    tok = make(kind="spacy")
+    texts = [f"w{i} shared piece, number {i}!" for i in range(20)] + ["w1 w2 w3 w4 w5 w6 w7 w8"]
+    first = [tok.tokenize(t) for t in texts]
+    assert first[3] == ["w3", "shared", "piece", ",", "number", "3", "!"]
+    assert first[-1] == [f"w{i}" for i in range(1, 9)]  # more pieces than the cache holds
+    assert 0 < len(tok._split.cache) <= 8
+    assert [tok.tokenize(t) for t in texts] == first

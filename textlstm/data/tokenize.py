@@ -41,7 +41,8 @@ _CHARS_PER_TOKEN = 50  # generous: English averages ~5 characters per token
 # The most tokens any text gives (training and prediction alike), whatever `max_tokens` says:
 # memory stays bounded and the LSTM kernel's limit (2**20 steps) is never reached.
 MAX_TEXT_TOKENS = 100_000
-RULES_VERSION = 3  # bump when cleaning or splitting changes: it invalidates cached tokens
+RULES_VERSION = 4  # bump when cleaning or splitting changes: it invalidates cached tokens
+PIECE_CACHE_SIZE = 300_000  # space-separated pieces whose spaCy tokens a tokenizer keeps (~50 MB)
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
 
@@ -203,10 +204,7 @@ def _validate(config: TokenizerConfig) -> None:
 
 
 def _spacy_split(lang: str, lower: bool) -> Callable[[str], list[str]]:
-    """Cleaned text to tokens with spaCy's rule-based tokenizer for `lang`: whitespace tokens
-    dropped, lowercased (each token, as spaCy's `lower_`) when asked. Runs of more than
-    `MAX_RUN` non-space characters are first broken every `MAX_RUN` characters: spaCy's affix
-    loop is quadratic in a run's length (200,000 "!" take minutes)."""
+    """Cleaned text to tokens with spaCy's rule-based tokenizer for `lang` (`SpacyPieces`)."""
     import spacy  # slow to import: only when a spaCy tokenizer is asked for
     import spacy.lang
     languages = sorted(m.name for m in pkgutil.iter_modules(spacy.lang.__path__) if m.ispkg)
@@ -214,15 +212,63 @@ def _spacy_split(lang: str, lower: bool) -> Callable[[str], list[str]]:
         raise ConfigError(f"spaCy has no language {lang!r} (tokenizer.lang). spaCy languages: "
                           f"{', '.join(languages)}. Or use tokenizer.kind = \"regex\".")
     try:
-        spacy_tokenizer = spacy.blank(lang).tokenizer
+        return SpacyPieces(spacy.blank(lang).tokenizer, lower)
     except ImportError as exc:  # e.g. ja, ko, zh, th, vi need extra packages
         raise ConfigError(f"spaCy's {lang!r} tokenizer needs a package that is not installed: {exc}") from None
 
-    def split(text: str) -> list[str]:
-        doc = spacy_tokenizer(_broken_runs(text))
-        return [t.lower_ if lower else t.text for t in doc if not t.is_space]
 
-    return split
+class SpacyPieces:
+    """Cleaned text to tokens with a spaCy tokenizer: whitespace tokens dropped, lowercased
+    (each token, as spaCy's `lower_`) with `lower`.
+
+    Each space-separated piece of the text is tokenized on its own and its tokens are kept in
+    `cache`, at most `PIECE_CACHE_SIZE` pieces (emptied when full): most pieces of a corpus
+    recur ("the", "movie.", "don't"), and a hit skips spaCy's per-text work (a `Doc`, its
+    special-case matcher over the whole text). IMDB's reviews tokenize 2.3x faster in a fresh
+    process and 10x once their pieces are cached; the pieces a text misses go to spaCy in one
+    call. Tokenizing whole texts gives the same tokens but where spaCy's special-case matcher
+    matches across a space and so blocks a case inside a piece (5 of 75,000 IMDB reviews: "''
+    ''" became "''" "'" "'"). Pieces of more than `MAX_RUN` characters are first broken every
+    `MAX_RUN` characters: spaCy's affix loop is quadratic in a run's length (200,000 "!" take
+    minutes)."""
+
+    def __init__(self, spacy_tokenizer: Any, lower: bool):
+        self.spacy_tokenizer, self.lower = spacy_tokenizer, lower
+        self.cache: dict[str, tuple[str, ...]] = {}
+        self._interned: dict[str, str] = {}  # one string per distinct token, shared by the pieces
+
+    def __call__(self, text: str) -> list[str]:
+        pieces = text.split()  # cleaned text: " " is its only whitespace
+        cache = self.cache
+        missing = [p for p in dict.fromkeys(pieces) if p not in cache]
+        if len(cache) + len(missing) > PIECE_CACHE_SIZE:  # full: start again
+            cache.clear()
+            self._interned.clear()
+            missing = list(dict.fromkeys(pieces))
+        if missing:
+            self._add(missing)
+        tokens: list[str] = []
+        for piece in pieces:
+            tokens += cache[piece]
+        return tokens
+
+    def _add(self, pieces: list[str]) -> None:
+        """Cache `pieces` (distinct, none cached) from one spaCy call: joined by newlines, which
+        spaCy keeps as whitespace tokens that no special case spans, so each piece gets the
+        tokens it gets alone."""
+        lower, interned = self.lower, self._interned
+        groups: list[list[str]] = [[]]
+        for t in self.spacy_tokenizer("\n".join(map(_broken_runs, pieces))):
+            if t.is_space:
+                if "\n" in t.text:  # the next piece (a broken run's spaces stay inside it)
+                    groups.append([])
+                continue
+            text = t.lower_ if lower else t.text
+            groups[-1].append(interned.setdefault(text, text))
+        if len(groups) != len(pieces) or not all(groups):  # never seen; one call per piece then
+            groups = [[t.lower_ if lower else t.text for t in self.spacy_tokenizer(_broken_runs(p))
+                       if not t.is_space] for p in pieces]
+        self.cache.update(zip(pieces, map(tuple, groups)))
 
 
 def _regex_split(lower: bool) -> Callable[[str], list[str]]:
