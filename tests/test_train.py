@@ -210,12 +210,13 @@ def test_non_finite_loss_names_epoch_and_step(tmp_path):
 
 
 def test_inference_batches_cap_padded_tokens_so_one_huge_text_runs_alone():
-    from textlstm.data.batching import sorted_batches
-    lengths = np.array([5] * 300 + [60_000])
+    from textlstm.data.batching import INFER_MAX_TOKENS, sorted_batches
+    lengths = np.array([5] * 300 + [800] * 100 + [60_000])
     batches = sorted_batches(lengths, 256)
-    assert batches[0][0] == 300 and len(batches[0]) <= 2
-    assert sorted(np.concatenate(batches).tolist()) == list(range(301))
-    assert all(len(b) * lengths[b].max() <= 256 * 512 for b in batches[1:])
+    assert batches[0].tolist() == [400]  # longer than the budget: alone
+    assert sorted(np.concatenate(batches).tolist()) == list(range(401))
+    assert all(len(b) * lengths[b].max() <= INFER_MAX_TOKENS for b in batches[1:])
+    assert [len(b) for b in batches[1:]] == [20] * 5 + [256, 44]  # 16,384 // 800 = 20 long texts
 
 
 @pytest.mark.parametrize("rule, batch, world, expected", [

@@ -59,12 +59,18 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, chunk: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+# Padded positions per inference batch. Smaller batches of long texts keep the LSTM's working
+# set in cache: IMDB reviews (up to 800 tokens, float32, AMD EPYC) ran 1.4x faster at 16,384
+# positions per batch than at 131,072; the outputs are identical either way.
+INFER_MAX_TOKENS = 16_384
+
+
 def sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
                    ) -> list[np.ndarray]:
     """Batches for inference: longest first, so padding is minimal; callers restore order.
-    A batch holds at most `max_tokens` padded positions (default `batch_size * 512`), so one
+    A batch holds at most `max_tokens` padded positions (default `INFER_MAX_TOKENS`), so one
     enormous text runs alone instead of padding a whole batch to its length."""
-    budget = max_tokens or batch_size * 512
+    budget = max_tokens or INFER_MAX_TOKENS
     order = np.argsort(-lengths, kind="stable")
     batches, i = [], 0
     while i < len(order):
