@@ -242,6 +242,7 @@ SPACY_SAMPLES = [
     "Mr. Smith's dog (a \"good\" boy) cost $5.99 -- see http://example.com/a?b=c or me@mail.org!",
     "She said:'no' 'em 'cause y'all ain't gonna... ;-) :-( <3 O.O (((yes))) #tag @user 10km 5pm",
     "Hyphen-ated, slash/ed & under_scored 'quoted' «guillemets» — dashes – and…ellipsis??!!",
+    "I cannot go, gonna wanna Cannot CANNOT dont Dont ima lemme gotta ain't plain words only",
     "a\u00a0b\tc  d\u3000e", "x" * 250 + " tail", "", "   ", "Ünïcödé naïve café l'été",
 ]
 
