@@ -198,3 +198,30 @@ def test_loading_and_predicting_never_import_the_training_loop():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+def test_predicting_from_the_cli_imports_neither_scikit_learn_nor_torch_dynamo():
+    """scikit-learn's import (over a second) and torch._dynamo's (a meta-device op pulls it
+    in) were most of a one-text `textlstm predict`; neither is needed to predict."""
+    code = ("import sys; from textlstm.cli.commands import main\n"
+            "sys.argv = ['textlstm', 'predict', 'tests/resources/model-v0.1-premove', 'a fine film']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('sklearn', 'scipy', 'torch._dynamo') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_not_fitted_error_is_made_on_first_use_and_is_scikit_learns():
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    import textlstm
+    from textlstm import errors
+
+    assert issubclass(errors.NotFittedError, (SklearnNotFittedError, errors.TextLSTMError, ValueError))
+    assert errors.NotFittedError is errors.NotFittedError  # made once
+    assert errors.NotFittedError.__module__ == "textlstm.errors"
+    from textlstm.sklearn import TextLSTMClassifier
+    assert textlstm.TextLSTMClassifier is TextLSTMClassifier
+    with pytest.raises(AttributeError):
+        errors.NoSuchError

@@ -20,7 +20,15 @@ from .classifier import TextClassifier  # noqa: E402
 from .config import Config, make_config  # noqa: E402
 from .data.vocab import Vocab  # noqa: E402
 from .errors import TextLSTMError  # noqa: E402
-from .sklearn import TextLSTMClassifier  # noqa: E402
 
 __all__ = ["TextClassifier", "TextLSTMClassifier", "Config", "make_config", "TextLSTMError", "Vocab"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`TextLSTMClassifier` is imported on first use: it needs scikit-learn, whose import takes
+    a second or more that predicting with a `TextClassifier` does not need."""
+    if name == "TextLSTMClassifier":
+        from .sklearn import TextLSTMClassifier
+        return TextLSTMClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

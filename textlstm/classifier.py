@@ -27,7 +27,7 @@ from .data.readers import check_known_labels, each_label, label_order, parse_lab
 from .data.tokencache import load_corpus
 from .data.tokenize import Tokenizer
 from .embeddings.matrix import VectorsArg
-from .errors import DataError, NotFittedError
+from .errors import DataError, not_fitted
 from .metrics import evaluate as evaluate_predictions, evaluate_multilabel
 from .model.artifact import METRICS_FILE, MODEL_CARD, Artifact, config_json, load_artifact, save_artifact
 from .model.card import model_card
@@ -211,7 +211,7 @@ class TextClassifier:
         write them. Returns {label: threshold}."""
         self.check_fitted()
         if not self.multilabel:
-            raise NotFittedError("find_threshold() is for multi-label models; this one gives one label per text.")
+            raise not_fitted("find_threshold() is for multi-label models; this one gives one label per text.")
         gold = self._gold(texts, labels, skip_unknown=False)[1]
         data = self.encode(texts)
         data.labels = multilabel.multi_hot(gold, {c: i for i, c in enumerate(self.classes_)})
@@ -225,7 +225,7 @@ class TextClassifier:
         its steps; pruned weights stay zero because their masks stay in place."""
         self.check_fitted()
         if is_quantized(self.model_) or is_ensemble(self):
-            raise NotFittedError("A quantised model or an ensemble cannot be trained; fine-tune the float "
+            raise not_fitted("A quantised model or an ensemble cannot be trained; fine-tune the float "
                                  "original (an ensemble: each member) instead.")
         cfg = replace(run_freeze(self.config.train, pretrained=True, purpose="fine-tune"), epochs=epochs,
                       lr=lr or self.config.train.lr, patience=0, eval_every=0)
@@ -249,7 +249,7 @@ class TextClassifier:
     def check_fitted(self) -> None:
         """Raise `NotFittedError` unless the classifier is trained or loaded."""
         if not hasattr(self, "model_"):
-            raise NotFittedError("This TextClassifier is not trained yet: call fit(), train() or "
+            raise not_fitted("This TextClassifier is not trained yet: call fit(), train() or "
                                  "TextClassifier.load() first.")
 
     @property
@@ -300,7 +300,7 @@ class TextClassifier:
         most probable, and `labels`, those predicted) and probabilities."""
         texts = list(texts)
         if not all("attention" in n.config.model.pooling.split("+") for n in networks(self)):
-            raise NotFittedError("explain() needs a model with attention pooling (model.pooling; "
+            raise not_fitted("explain() needs a model with attention pooling (model.pooling; "
                                  "an ensemble: every member).")
         logits, weights = self._run(texts, 64, attention=True)
         proba = sigmoid(logits) if self.multilabel else softmax(logits)

@@ -1,7 +1,8 @@
-"""Typed errors. The CLI turns any `TextLSTMError` into one line on stderr and exit code 1."""
-from __future__ import annotations
+"""Typed errors. The CLI turns any `TextLSTMError` into one line on stderr and exit code 1.
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+`NotFittedError` is also scikit-learn's; it is made on first use (`errors.NotFittedError`), as
+importing scikit-learn takes a second or more, which a `textlstm predict` should not pay."""
+from __future__ import annotations
 
 
 class TextLSTMError(Exception):
@@ -28,10 +29,6 @@ class TextInputError(DataError, ValueError):
     """Texts passed to the library are not a 1-D sequence of strings, or do not fit the labels."""
 
 
-class NotFittedError(TextLSTMError, _SklearnNotFittedError):
-    """A method that needs a trained model was called before `fit`/`load`; it is also
-    scikit-learn's `NotFittedError` (a `ValueError` and an `AttributeError`)."""
-
 
 class DiskFullError(TextLSTMError, OSError):
     """A write ran out of disk space (or quota); what the path held before is intact."""
@@ -39,6 +36,30 @@ class DiskFullError(TextLSTMError, OSError):
 
 class TrainingError(TextLSTMError):
     """Training cannot go on (non-finite loss, mismatched resume, ...)."""
+
+
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(TextLSTMError, SklearnNotFittedError):
+        """A method that needs a trained model was called before `fit`/`load`; it is also
+        scikit-learn's `NotFittedError` (a `ValueError` and an `AttributeError`)."""
+
+    NotFittedError.__module__ = __name__
+    return NotFittedError
+
+
+def __getattr__(name: str) -> type:
+    """`NotFittedError`, made once, on first use (later lookups find it in the module)."""
+    if name == "NotFittedError":
+        cls = globals()[name] = globals().get(name) or _not_fitted_error()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def not_fitted(message: str) -> TextLSTMError:
+    """A `NotFittedError` with `message`, to raise."""
+    return __getattr__("NotFittedError")(message)
 
 
 def where(path: object, line: int | None = None) -> str:

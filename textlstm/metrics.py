@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .atomic import atomic_path, atomic_write_text
 from .errors import DataError
@@ -55,6 +54,8 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     A class never predicted (or never seen) scores 0 rather than warning; it still counts in
     the macro averages, as in scikit-learn. The result is a `Report`: a plain dict that a
     notebook displays as tables."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support  # slow to import
+
     y_true, y_pred, labels = list(y_true), list(y_pred), list(labels)
     _check_inputs(y_true, y_pred, labels)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
@@ -87,7 +88,7 @@ def evaluate_multilabel(y_true: Any, y_pred: Any, labels: Sequence[str], proba: 
     weighted / samples precision, recall and F1, and per label P/R/F1, support and ROC-AUC
     (None where a label has only positives or only negatives in `y_true`)."""
     import numpy as np
-    from sklearn.metrics import hamming_loss, roc_auc_score
+    from sklearn.metrics import accuracy_score, hamming_loss, precision_recall_fscore_support, roc_auc_score
 
     y_true, y_pred, labels = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), list(labels)
     if y_true.shape != y_pred.shape or y_true.ndim != 2 or y_true.shape[1] != len(labels):

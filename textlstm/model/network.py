@@ -103,7 +103,12 @@ class TextLSTM(nn.Module):
                  embeddings: torch.Tensor | None = None):
         super().__init__()
         self.cfg, self.n_labels = cfg, n_labels
-        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0)
+        weight = torch.empty(vocab_size, cfg.embedding_dim)
+        if weight.device.type != "meta":  # what nn.Embedding does; on the meta device (shape
+            nn.init.normal_(weight)  # checks) normal_ would import torch's meta kernels: seconds
+            with torch.no_grad():
+                weight[0] = 0.0  # the padding row
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0, _weight=weight)
         if embeddings is not None:
             if tuple(embeddings.shape) != (vocab_size, cfg.embedding_dim):
                 raise ValueError(f"embedding matrix {tuple(embeddings.shape)} does not match "

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from ..data.batching import EncodedDataset
@@ -81,6 +80,8 @@ class Classification:
         pred = np.concatenate(distributed.gather(pred, dist))
         loss = distributed.all_sum([loss], dist)[0] / max(1, len(data))
         y = data.labels
+        from sklearn.metrics import accuracy_score, f1_score  # slow to import: only when validating
+
         record = {"val_loss": loss, "val_accuracy": float(accuracy_score(y, pred)),
                   "val_macro_f1": float(f1_score(y, pred, average="macro", labels=range(self.n_labels),
                                                  zero_division=0))}

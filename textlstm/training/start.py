@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from ..callbacks import Callback, say
 from ..config import Config
@@ -57,6 +56,8 @@ def check_label_count(classes: Sequence[str], n_examples: int, max_labels: int =
 def stratified_split(tokens, labels, share: float, seed: int):
     """A validation share stratified by label (multi-label: by each text's rarest label, see
     `data.multilabel.strata`), unless some stratum is too small to split."""
+    from sklearn.model_selection import train_test_split  # slow to import: only when training
+
     groups = multilabel.strata(labels) if labels and isinstance(labels[0], tuple) else labels
     counts = Counter(groups)
     n_val = math.ceil(share * len(labels))  # as scikit-learn rounds a share
