@@ -8,7 +8,7 @@ RSS) and VmRSS after the data is read, and both after training.
 
     python benchmarks/memory.py                          # 4,000 reviews, 2 epochs, ~3 minutes
     python benchmarks/memory.py --docs 2000 --json out/memory.json
-    python benchmarks/memory.py --docs 20000 --epochs 2 --variants float32,bfloat16   # all of IMDB's training part
+    python benchmarks/memory.py --docs 20000 --epochs 2 --variants "float32;bfloat16"   # all of IMDB's training part
 
 Variants: `float32` (`train.amp = false`), `bfloat16` (`train.amp = true`, the presets'
 setting, with textlstm's default ONEDNN_PRIMITIVE_CACHE_CAPACITY of 8), `bfloat16, cache 64`
@@ -58,13 +58,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help=f"comma-separated, of: {', '.join(VARIANTS)} (default all)")
+    ap.add_argument("--variants", default=";".join(VARIANTS),
+                    help=f"';'-separated, of: {'; '.join(VARIANTS)} (default all)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    chosen = [v.strip() for v in args.variants.split(";") if v.strip()]
     if unknown := [v for v in chosen if v not in VARIANTS]:
-        ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+        ap.error(f"unknown variants {unknown}; known: {'; '.join(VARIANTS)}")
     if args.child:
         print(json.dumps(child(args.child, args.docs, args.epochs, args.threads, args.data_dir)))
         return
@@ -76,7 +76,7 @@ def main() -> None:
         env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
         if cache:
             env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = cache
-        cmd = [sys.executable, __file__, "--child", amp, "--docs", str(args.docs), "--epochs", str(args.epochs),
+        cmd = [sys.executable, __file__, "--child", amp, "--variants", name, "--docs", str(args.docs), "--epochs", str(args.epochs),
                "--threads", str(args.threads), "--data-dir", str(args.data_dir)]
         run = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if run.returncode:
