@@ -226,7 +226,7 @@ class TextClassifier:
         self.check_fitted()
         if is_quantized(self.model_) or is_ensemble(self):
             raise not_fitted("A quantised model or an ensemble cannot be trained; fine-tune the float "
-                                 "original (an ensemble: each member) instead.")
+                             "original (an ensemble: each member) instead.")
         cfg = replace(run_freeze(self.config.train, pretrained=True, purpose="fine-tune"), epochs=epochs,
                       lr=lr or self.config.train.lr, patience=0, eval_every=0)
         corpus = load_corpus(data, self.config.data, self.tokenizer, task=self.config.model.task)
@@ -250,7 +250,7 @@ class TextClassifier:
         """Raise `NotFittedError` unless the classifier is trained or loaded."""
         if not hasattr(self, "model_"):
             raise not_fitted("This TextClassifier is not trained yet: call fit(), train() or "
-                                 "TextClassifier.load() first.")
+                             "TextClassifier.load() first.")
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -301,7 +301,7 @@ class TextClassifier:
         texts = list(texts)
         if not all("attention" in n.config.model.pooling.split("+") for n in networks(self)):
             raise not_fitted("explain() needs a model with attention pooling (model.pooling; "
-                                 "an ensemble: every member).")
+                             "an ensemble: every member).")
         logits, weights = self._run(texts, 64, attention=True)
         proba = sigmoid(logits) if self.multilabel else softmax(logits)
         chosen = decide(proba, self.thresholds_) if self.multilabel else None

@@ -29,7 +29,6 @@ class TextInputError(DataError, ValueError):
     """Texts passed to the library are not a 1-D sequence of strings, or do not fit the labels."""
 
 
-
 class DiskFullError(TextLSTMError, OSError):
     """A write ran out of disk space (or quota); what the path held before is intact."""
 

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from .atomic import atomic_path, atomic_write_text
 from .errors import DataError
 

@@ -42,7 +42,9 @@ _CHARS_PER_TOKEN = 50  # generous: English averages ~5 characters per token
 # memory stays bounded and the LSTM kernel's limit (2**20 steps) is never reached.
 MAX_TEXT_TOKENS = 100_000
 RULES_VERSION = 4  # bump when cleaning or splitting changes: it invalidates cached tokens
-PIECE_CACHE_SIZE = 300_000  # space-separated pieces whose spaCy tokens a tokenizer keeps (~50 MB)
+# Space-separated pieces whose spaCy tokens a tokenizer keeps. IMDB's 265,000 distinct pieces
+# grew a process by 150 MB, spaCy's own vocabulary included (whole-text spaCy: 470 MB).
+PIECE_CACHE_SIZE = 300_000
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
 
@@ -225,12 +227,12 @@ class SpacyPieces:
     `cache`, at most `PIECE_CACHE_SIZE` pieces (emptied when full): most pieces of a corpus
     recur ("the", "movie.", "don't"), and a hit skips spaCy's per-text work (a `Doc`, its
     special-case matcher over the whole text). IMDB's reviews tokenize 2-2.5x faster in a fresh
-    process and 11x once their pieces are cached; the pieces a text misses go to spaCy in one
-    call, but for ASCII words that are no special case, which no rule splits. Tokenizing whole texts gives the same tokens but where spaCy's special-case matcher
-    matches across a space and so blocks a case inside a piece (5 of 75,000 IMDB reviews: "''
-    ''" became "''" "'" "'"). Pieces of more than `MAX_RUN` characters are first broken every
-    `MAX_RUN` characters: spaCy's affix loop is quadratic in a run's length (200,000 "!" take
-    minutes)."""
+    process and 11x once their pieces are cached. The pieces a text misses go to spaCy in one
+    call, but for ASCII words that are no special case, which no rule splits. Tokenizing whole
+    texts gives the same tokens but where spaCy's special-case matcher matches across a space
+    and so blocks a case inside a piece (5 of 75,000 IMDB reviews: "'' ''" became "''" "'"
+    "'"). Pieces of more than `MAX_RUN` characters are first broken every `MAX_RUN` characters:
+    spaCy's affix loop is quadratic in a run's length (200,000 "!" take minutes)."""
 
     def __init__(self, spacy_tokenizer: Any, lower: bool):
         self.spacy_tokenizer, self.lower = spacy_tokenizer, lower

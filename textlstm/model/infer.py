@@ -1,9 +1,9 @@
 """Running a trained network over encoded texts, in length-sorted batches.
 
 Memory is bounded by a batch, not by the data: `logit_batches` yields one batch's logits at a
-time (at most `batch_size` texts and `batching.INFER_MAX_TOKENS` padded tokens), and `predict_top` and
-validation keep only what they need of each (the top label, a loss sum), so that a model with
-many labels never builds a texts x labels matrix."""
+time (at most `batch_size` texts and `batching.INFER_MAX_TOKENS` padded tokens), and
+`predict_top` and validation keep only what they need of each (the top label, a loss sum), so
+that a model with many labels never builds a texts x labels matrix."""
 from __future__ import annotations
 
 from typing import Iterator
