@@ -143,7 +143,8 @@ class TextLSTM(nn.Module):
         emb = self.embedding_dropout(self.word_dropout(emb))  # (batch, seq, emb)
         states, last = self.encoder(emb, lengths)  # (batch, seq, out), (batch, out)
         mask = torch.arange(seq, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
-        states = states.masked_fill(~mask[..., None], 0.0)
+        if "mean" in self.poolings:  # the other poolings never read padding: attention weighs
+            states = states.masked_fill(~mask[..., None], 0.0)  # it 0 and max masks it itself
         pooled, attention = [], None
         for name in self.poolings:
             if name == "attention":
