@@ -221,6 +221,33 @@ def test_pipe_works_with_spawned_workers(monkeypatch):
     assert list(tok.pipe(texts, batch_size=500, n_process=2)) == [tok.tokenize(t) for t in texts]
 
 
+def test_workers_fork_past_textlstms_idle_direction_thread_but_not_past_others():
+    """After a model ran its directions side by side, its idle helper thread must not turn the
+    next pool into spawned workers (seconds each, and a script without a main guard re-runs)."""
+    import sys
+    import threading
+
+    import textlstm.data.tokenize as tokenize_module
+    from textlstm.model import directions
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers fork on Linux only")
+    assert directions.HELPER_THREAD_PREFIX == tokenize_module.HELPER_THREAD_PREFIX
+    directions._executor().submit(lambda: None).result()  # the helper thread exists now
+    assert any(t.name.startswith(directions.HELPER_THREAD_PREFIX) for t in threading.enumerate())
+    if threading.active_count() != 2:
+        pytest.skip("another thread runs in this test process")
+    assert tokenize_module._mp_context().get_start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="someone-elses")
+    other.start()
+    try:
+        assert tokenize_module._mp_context().get_start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_tokenizer_pickles_as_its_settings():
     import pickle
     tok = make(kind="spacy", lower=False, max_tokens=4)

@@ -45,6 +45,8 @@ RULES_VERSION = 4  # bump when cleaning or splitting changes: it invalidates cac
 # Space-separated pieces whose spaCy tokens a tokenizer keeps. IMDB's 265,000 distinct pieces
 # grew a process by 150 MB, spaCy's own vocabulary included (whole-text spaCy: 470 MB).
 PIECE_CACHE_SIZE = 300_000
+# The name prefix of `model.directions`' helper thread (kept equal to it by a test).
+HELPER_THREAD_PREFIX = "textlstm-direction"
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
 
@@ -357,9 +359,14 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     """`fork` on Linux when this process runs no other Python thread: workers start at once,
     with spaCy already imported (a spawned worker spends seconds importing spaCy and torch,
     which on 2 cores eats most of the gain). Otherwise `spawn`, as a lock held by another thread
-    (a progress bar's, say) could stay held forever in a forked child. Workers rebuild the
+    (a progress bar's, say) could stay held forever in a forked child. textlstm's own idle
+    helper thread (`model.directions`, named `HELPER_THREAD_PREFIX`...) does not count: it runs
+    only while this thread waits on it, and a child never uses it. Workers rebuild the
     tokenizer from its settings either way."""
-    forkable = sys.platform.startswith("linux") and threading.active_count() == 1
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()
+              and not t.name.startswith(HELPER_THREAD_PREFIX)]
+    forkable = (sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
+                and not others)
     return multiprocessing.get_context("fork" if forkable else "spawn")
 
 

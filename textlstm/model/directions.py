@@ -78,6 +78,7 @@ class Chooser:
 
 CHOOSER = Chooser()
 
+HELPER_THREAD_PREFIX = "textlstm-direction"  # tokenize.py forks its workers past this idle thread
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 
@@ -87,7 +88,7 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="textlstm-direction"))
+            _pool = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix=HELPER_THREAD_PREFIX))
         return _pool[1]
 
 
