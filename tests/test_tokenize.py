@@ -221,7 +221,7 @@ def test_pipe_works_with_spawned_workers(monkeypatch):
     assert list(tok.pipe(texts, batch_size=500, n_process=2)) == [tok.tokenize(t) for t in texts]
 
 
-def test_workers_fork_past_textlstms_idle_direction_thread_but_not_past_others():
+def test_workers_fork_past_textlstms_idle_direction_thread_but_not_past_others(monkeypatch):
     """After a model ran its directions side by side, its idle helper thread must not turn the
     next pool into spawned workers (seconds each, and a script without a main guard re-runs)."""
     import sys
@@ -232,16 +232,17 @@ def test_workers_fork_past_textlstms_idle_direction_thread_but_not_past_others()
 
     if not sys.platform.startswith("linux"):
         pytest.skip("workers fork on Linux only")
-    assert directions.HELPER_THREAD_PREFIX == tokenize_module.HELPER_THREAD_PREFIX
     directions._executor().submit(lambda: None).result()  # the helper thread exists now
-    assert any(t.name.startswith(directions.HELPER_THREAD_PREFIX) for t in threading.enumerate())
-    if threading.active_count() != 2:
-        pytest.skip("another thread runs in this test process")
-    assert tokenize_module._mp_context().get_start_method() == "fork"
+    helper = [t for t in threading.enumerate() if t.name.startswith(tokenize_module.HELPER_THREAD_PREFIX)]
+    assert helper and directions.HELPER_THREAD_PREFIX == tokenize_module.HELPER_THREAD_PREFIX
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, name="someone-elses")
     other.start()
-    try:
+    try:  # this process's other threads (left by other tests) are left out of the picture
+        main = threading.main_thread()
+        monkeypatch.setattr(threading, "enumerate", lambda: [main, *helper])
+        assert tokenize_module._mp_context().get_start_method() == "fork"
+        monkeypatch.setattr(threading, "enumerate", lambda: [main, *helper, other])
         assert tokenize_module._mp_context().get_start_method() == "spawn"
     finally:
         stop.set()
