@@ -221,6 +221,7 @@ def test_not_fitted_error_is_made_on_first_use_and_is_scikit_learns():
     assert issubclass(errors.NotFittedError, (SklearnNotFittedError, errors.TextLSTMError, ValueError))
     assert errors.NotFittedError is errors.NotFittedError  # made once
     assert errors.NotFittedError.__module__ == "textlstm.errors"
+    assert errors.NotFittedError.__qualname__ == "NotFittedError"  # pickles by name, as raised in workers
     from textlstm.sklearn import TextLSTMClassifier
     assert textlstm.TextLSTMClassifier is TextLSTMClassifier
     with pytest.raises(AttributeError):

@@ -4,6 +4,8 @@
 importing scikit-learn takes a second or more, which a `textlstm predict` should not pay."""
 from __future__ import annotations
 
+import functools
+
 
 class TextLSTMError(Exception):
     """Base class for every error textlstm raises on bad input or bad state."""
@@ -37,6 +39,7 @@ class TrainingError(TextLSTMError):
     """Training cannot go on (non-finite loss, mismatched resume, ...)."""
 
 
+@functools.cache
 def _not_fitted_error() -> type:
     from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
@@ -44,21 +47,20 @@ def _not_fitted_error() -> type:
         """A method that needs a trained model was called before `fit`/`load`; it is also
         scikit-learn's `NotFittedError` (a `ValueError` and an `AttributeError`)."""
 
-    NotFittedError.__module__ = __name__
+    NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"  # found by name
     return NotFittedError
 
 
 def __getattr__(name: str) -> type:
-    """`NotFittedError`, made once, on first use (later lookups find it in the module)."""
+    """`NotFittedError`, made once, on first use."""
     if name == "NotFittedError":
-        cls = globals()[name] = globals().get(name) or _not_fitted_error()
-        return cls
+        return _not_fitted_error()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def not_fitted(message: str) -> TextLSTMError:
     """A `NotFittedError` with `message`, to raise."""
-    return __getattr__("NotFittedError")(message)
+    return _not_fitted_error()(message)
 
 
 def where(path: object, line: int | None = None) -> str:

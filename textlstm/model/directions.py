@@ -28,6 +28,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..data.tokenize import HELPER_THREAD_PREFIX
+
 # Below this many time steps the hand-over always costs more than it saves (whole training
 # step, bfloat16, batch 64, 2 threads, AMD EPYC: 0.82x at 20 steps, 0.92x at 60, 1.12x at 120,
 # 1.21x at 250; on an Intel Xeon in turn was faster at every length).
@@ -78,7 +80,6 @@ class Chooser:
 
 CHOOSER = Chooser()
 
-HELPER_THREAD_PREFIX = "textlstm-direction"  # tokenize.py forks its workers past this idle thread
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 
