@@ -45,7 +45,7 @@ RULES_VERSION = 4  # bump when cleaning or splitting changes: it invalidates cac
 # Space-separated pieces whose spaCy tokens a tokenizer keeps. IMDB's 265,000 distinct pieces
 # grew a process by 150 MB, spaCy's own vocabulary included (whole-text spaCy: 470 MB).
 PIECE_CACHE_SIZE = 300_000
-# The name prefix of `model.directions`' helper thread (kept equal to it by a test).
+# The name prefix of textlstm's own helper threads (`model.directions`), which the pool forks past.
 HELPER_THREAD_PREFIX = "textlstm-direction"
 POOL_MIN_TEXTS = 2000  # fewer texts than this are tokenized in process: a pool would not pay
 _IN_FLIGHT_PER_WORKER = 2  # batches queued per worker process: bounds memory while streaming
@@ -208,17 +208,25 @@ def _validate(config: TokenizerConfig) -> None:
 
 
 def _spacy_split(lang: str, lower: bool) -> Callable[[str], list[str]]:
-    """Cleaned text to tokens with spaCy's rule-based tokenizer for `lang` (`SpacyPieces`)."""
+    """Cleaned text to tokens with spaCy's tokenizer for `lang`: by pieces (`SpacyPieces`) for
+    its rule-based tokenizer, whole texts for a language whose tokenizer segments words."""
     import spacy  # slow to import: only when a spaCy tokenizer is asked for
     import spacy.lang
+    import spacy.tokenizer
     languages = sorted(m.name for m in pkgutil.iter_modules(spacy.lang.__path__) if m.ispkg)
     if lang not in languages:
         raise ConfigError(f"spaCy has no language {lang!r} (tokenizer.lang). spaCy languages: "
                           f"{', '.join(languages)}. Or use tokenizer.kind = \"regex\".")
     try:
-        return SpacyPieces(spacy.blank(lang).tokenizer, lower)
+        spacy_tokenizer = spacy.blank(lang).tokenizer
     except ImportError as exc:  # e.g. ja, ko, zh, th, vi need extra packages
         raise ConfigError(f"spaCy's {lang!r} tokenizer needs a package that is not installed: {exc}") from None
+    if isinstance(spacy_tokenizer, spacy.tokenizer.Tokenizer):
+        return SpacyPieces(spacy_tokenizer, lower)
+
+    def whole_texts(text: str) -> list[str]:  # a word segmenter (zh, ja, ...): pieces need not stand alone
+        return [t.lower_ if lower else t.text for t in spacy_tokenizer(_broken_runs(text)) if not t.is_space]
+    return whole_texts
 
 
 class SpacyPieces:
@@ -262,14 +270,16 @@ class SpacyPieces:
         spaCy keeps as whitespace tokens that no special case spans, so each piece gets the
         tokens it gets alone."""
         lower, interned, specials = self.lower, self._interned, self._specials
-        words = [p for p in pieces if len(p) <= MAX_RUN and p.isascii() and p.isalpha() and p not in specials]
-        for word in words:  # no prefix, suffix or infix rule splits ASCII letters: a token
-            text = word.lower() if lower else word
-            self.cache[word] = (interned.setdefault(text, text),)
-        if len(words) == len(pieces):
+        rest = []
+        for piece in pieces:  # no prefix, suffix or infix rule splits ASCII letters: one token
+            if len(piece) <= MAX_RUN and piece.isascii() and piece.isalpha() and piece not in specials:
+                text = piece.lower() if lower else piece
+                self.cache[piece] = (interned.setdefault(text, text),)
+            else:
+                rest.append(piece)
+        if not rest:
             return
-        if words:
-            pieces = [p for p in pieces if p not in self.cache]
+        pieces = rest
         groups: list[list[str]] = [[]]
         for t in self.spacy_tokenizer("\n".join(map(_broken_runs, pieces))):
             if t.is_space:
